@@ -1,0 +1,36 @@
+# Two commands do everything on a fresh Debian machine:
+#   make demo   all-in-one demo on the Dummy matchmaker
+#   make test   the whole test suite
+export PATH := $(PATH):/usr/local/go/bin
+
+GO        ?= go
+BIN       := bin
+TESTFLAGS ?= -race -timeout 20m
+
+.PHONY: all deps build demo test lint fuzz clean
+
+all: build
+
+deps:
+	@bash ci/install-deps.sh
+
+build: deps
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+demo: build
+	./$(BIN)/zmqrpc demo
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+test: deps lint
+	$(GO) test $(TESTFLAGS) ./...
+
+# A short fuzzing run of the wire decoders (the seeds already run in make test).
+fuzz: deps
+	$(GO) test -run=NONE -fuzz=FuzzParse -fuzztime=60s ./zmq/wire/
+
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,81 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestParseArgs(t *testing.T) {
+	tests := []struct {
+		args    []string
+		want    map[string]any
+		wantErr bool
+	}{
+		{nil, map[string]any{}, false},
+		{[]string{"arg=hello"}, map[string]any{"arg": "hello"}, false},
+		{[]string{"seconds=2", "flag=true", "n=null"}, map[string]any{"seconds": 2.0, "flag": true, "n": nil}, false},
+		{[]string{`list=[1,"a"]`, "quoted=\"7\""}, map[string]any{"list": []any{1.0, "a"}, "quoted": "7"}, false},
+		{[]string{"eq=a=b"}, map[string]any{"eq": "a=b"}, false},
+		{[]string{`{"arg": {"nested": 1}}`}, map[string]any{"arg": map[string]any{"nested": 1.0}}, false},
+		{[]string{"novalue"}, nil, true},
+		{[]string{"=x"}, nil, true},
+		{[]string{`{"broken"`}, nil, true},
+	}
+	for _, tt := range tests {
+		got, err := parseArgs(tt.args)
+		if (err != nil) != tt.wantErr {
+			t.Errorf("parseArgs(%q): err = %v, want error %v", tt.args, err, tt.wantErr)
+			continue
+		}
+		var ue usageError
+		if err != nil && !errors.As(err, &ue) {
+			t.Errorf("parseArgs(%q): %v is not a usage error", tt.args, err)
+		}
+		if err == nil && !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("parseArgs(%q) = %#v, want %#v", tt.args, got, tt.want)
+		}
+	}
+}
+
+func TestFlagsAnywhere(t *testing.T) {
+	var c common
+	fs := c.flags("call", "demo")
+	pos, err := parse(fs, []string{"echo", "--topic", "compute", "arg=x", "--server", "h1", "--", "--literal"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"echo", "arg=x", "--literal"}; !reflect.DeepEqual(pos, want) {
+		t.Errorf("positional = %q, want %q", pos, want)
+	}
+	if c.topic != "compute" || c.server != "h1" {
+		t.Errorf("topic, server = %q, %q", c.topic, c.server)
+	}
+}
+
+func TestMainExitCodes(t *testing.T) {
+	tests := []struct {
+		args []string
+		code int
+		err  string
+	}{
+		{[]string{"help"}, exitOK, ""},
+		{nil, exitUsage, ""},
+		{[]string{"bogus"}, exitUsage, "unknown command"},
+		{[]string{"call"}, exitUsage, "needs a METHOD"},
+		{[]string{"call", "--config-file", "/nonexistent/zeromq.conf", "echo"}, exitUsage, "/nonexistent/zeromq.conf"},
+		{[]string{"serve", "extra"}, exitUsage, "takes no arguments"},
+	}
+	for _, tt := range tests {
+		var out, errb bytes.Buffer
+		if code := Main(context.Background(), tt.args, &out, &errb); code != tt.code {
+			t.Errorf("zmqrpc %q: exit %d, want %d (stderr %q)", tt.args, code, tt.code, errb.String())
+		}
+		if !strings.Contains(errb.String(), tt.err) {
+			t.Errorf("zmqrpc %q: stderr %q does not mention %q", tt.args, errb.String(), tt.err)
+		}
+	}
+}

@@ -1,0 +1,62 @@
+package messaging
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+)
+
+// Failure is oslo's serialized remote exception, the JSON object carried in
+// a reply's failure slot: {"class", "module", "message", "tb", "args",
+// "kwargs"}.
+type Failure struct {
+	Class     string         `json:"class"`
+	Module    string         `json:"module"`
+	Message   string         `json:"message"`
+	Traceback []string       `json:"tb"`
+	Args      []any          `json:"args"`
+	Kwargs    map[string]any `json:"kwargs"`
+}
+
+// MarshalFailure encodes f as the JSON text that travels (double-encoded as
+// a string inside the reply payload, reference 2.2).
+func MarshalFailure(f *Failure) (string, error) {
+	c := *f
+	// oslo strips a "_Remote" suffix before sending.
+	c.Class = strings.TrimSuffix(c.Class, "_Remote")
+	c.Module = strings.TrimSuffix(c.Module, "_Remote")
+	if c.Traceback == nil {
+		c.Traceback = []string{}
+	}
+	if c.Args == nil {
+		c.Args = []any{c.Message}
+	}
+	if c.Kwargs == nil {
+		c.Kwargs = map[string]any{}
+	}
+	b, err := json.Marshal(&c)
+	if err != nil {
+		return "", fmt.Errorf("messaging: encode failure: %w", err)
+	}
+	return string(b), nil
+}
+
+// UnmarshalFailure decodes the failure JSON text of a reply.
+func UnmarshalFailure(s string) (*Failure, error) {
+	var f Failure
+	if err := json.Unmarshal([]byte(s), &f); err != nil {
+		return nil, fmt.Errorf("messaging: decode failure: %w", err)
+	}
+	return &f, nil
+}
+
+// RemoteError is the error a call returns when the server's method failed.
+// Test for it with errors.As.
+type RemoteError struct {
+	Failure
+}
+
+// Error has oslo's RemoteError text.
+func (e *RemoteError) Error() string {
+	return fmt.Sprintf("Remote error: %s %s\n%s.", e.Class, e.Message, strings.Join(e.Traceback, ""))
+}

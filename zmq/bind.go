@@ -1,0 +1,85 @@
+package zmq
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"strconv"
+
+	"github.com/oslozmq/fabric/zmq/internal/zsock"
+)
+
+// resolveBindAddress turns rpc_zmq_bind_address ("*", an IP address or an
+// interface name such as lo or eth0) into the host part of a tcp endpoint.
+func resolveBindAddress(a string) (string, error) {
+	if a == "" || a == "*" {
+		return "*", nil
+	}
+	if ip := net.ParseIP(a); ip != nil {
+		if ip.To4() == nil {
+			return "[" + ip.String() + "]", nil
+		}
+		return ip.String(), nil
+	}
+	ifc, err := net.InterfaceByName(a)
+	if err != nil {
+		return "", fmt.Errorf("rpc_zmq_bind_address = %q: not \"*\", an IP address or a network interface: %w", a, err)
+	}
+	addrs, err := ifc.Addrs()
+	if err != nil {
+		return "", fmt.Errorf("rpc_zmq_bind_address = %q: %w", a, err)
+	}
+	var v6 string
+	for _, ad := range addrs {
+		ipn, ok := ad.(*net.IPNet)
+		if !ok {
+			continue
+		}
+		if ip4 := ipn.IP.To4(); ip4 != nil {
+			return ip4.String(), nil
+		}
+		if v6 == "" && !ipn.IP.IsLinkLocalUnicast() {
+			v6 = "[" + ipn.IP.String() + "]"
+		}
+	}
+	if v6 != "" {
+		return v6, nil
+	}
+	return "", fmt.Errorf("rpc_zmq_bind_address = %q: interface has no usable address", a)
+}
+
+// bindRandomPort binds s to a random port of [min, max) on host, trying up
+// to retries distinct ports (reference 4.1), and returns the port.
+func bindRandomPort(s *zsock.Socket, host string, min, max, retries int) (int, error) {
+	n := max - min
+	if n <= 0 {
+		return 0, fmt.Errorf("%w: empty range rpc_zmq_min_port %d .. rpc_zmq_max_port %d", ErrPortRangeExceeded, min, max)
+	}
+	tries := retries
+	if tries > n {
+		tries = n
+	}
+	// A partial Fisher-Yates draws distinct ports without building the range.
+	swapped := make(map[int]int, tries)
+	var last error
+	for i := 0; i < tries; i++ {
+		j := i + rand.IntN(n-i)
+		vj, ok := swapped[j]
+		if !ok {
+			vj = j
+		}
+		vi, ok := swapped[i]
+		if !ok {
+			vi = i
+		}
+		swapped[j] = vi
+		port := min + vj
+		if err := s.Bind("tcp://" + host + ":" + strconv.Itoa(port)); err != nil {
+			last = err
+			continue
+		}
+		return port, nil
+	}
+	return 0, fmt.Errorf("%w: no free port on %s in [rpc_zmq_min_port %d, rpc_zmq_max_port %d) after rpc_zmq_bind_port_retries = %d attempts: %v",
+		ErrPortRangeExceeded, host, min, max, retries, last)
+}

@@ -1,0 +1,272 @@
+package zmq
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/oslozmq/fabric/messaging"
+	"github.com/oslozmq/fabric/zmq/internal/zsock"
+	"github.com/oslozmq/fabric/zmq/wire"
+)
+
+// dealer is a client socket for one registry key, connected to every host
+// of the key's route as of generation gen. Loop goroutine only.
+type dealer struct {
+	sock  *zsock.Socket
+	gen   uint64
+	hosts map[string]bool
+}
+
+// Call implements messaging.Driver.
+func (t *Transport) Call(ctx context.Context, target messaging.Target, msg *messaging.Message, opts messaging.SendOptions) (any, error) {
+	if t.isClosed() {
+		return nil, messaging.ErrClosed
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, t.cfg.ResponseTimeout)
+		defer cancel()
+	}
+	payload, err := t.codec.EncodeRequest(msg.Context, msg.Body)
+	if err != nil {
+		return nil, fmt.Errorf("encode request: %w", err)
+	}
+	rt, err := t.routes.get(ctx, target, false)
+	if err != nil {
+		return nil, t.ctxError(ctx, err)
+	}
+	id := t.ids.next()
+	frames := wire.DirectRequest(wire.Call, id, payload)
+	deadline, _ := ctx.Deadline()
+	ch := t.calls.add(id)
+	err = t.loop.Do(func() {
+		t.sendRoute(rt, frames, 1, deadline, func(err error) {
+			t.calls.complete(id, callResult{err: t.sendError(rt, err)})
+		})
+	})
+	if err != nil {
+		t.calls.remove(id)
+		return nil, messaging.ErrClosed
+	}
+	select {
+	case r := <-ch:
+		if r.err != nil {
+			return nil, r.err
+		}
+		return t.decodeReply(r.payload)
+	case <-ctx.Done():
+		t.calls.remove(id)
+		return nil, t.ctxError(ctx, nil)
+	}
+}
+
+// ctxError turns the end of a call's context into the error callers test:
+// ErrTimeout on the deadline (the messaging client adds the target, method
+// and duration), the cancellation otherwise, or cause.
+func (t *Transport) ctxError(ctx context.Context, cause error) error {
+	switch {
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		if cause != nil {
+			return fmt.Errorf("%w: %w", messaging.ErrTimeout, cause)
+		}
+		return messaging.ErrTimeout
+	case ctx.Err() != nil:
+		return fmt.Errorf("call abandoned: %w", ctx.Err())
+	}
+	return cause
+}
+
+func (t *Transport) sendError(rt *route, err error) error {
+	if errors.Is(err, zsock.ErrSendExpired) {
+		return fmt.Errorf("%w: no connection to any of %v (%s) before the deadline", messaging.ErrTimeout, rt.hosts, rt.key)
+	}
+	if errors.Is(err, zsock.ErrLoopClosed) {
+		return messaging.ErrClosed
+	}
+	return fmt.Errorf("send to %s: %w", rt.key, err)
+}
+
+func (t *Transport) decodeReply(p []byte) (any, error) {
+	result, failure, err := t.codec.DecodeReply(p)
+	if err != nil {
+		return nil, fmt.Errorf("decode reply: %w", err)
+	}
+	if failure != "" {
+		f, err := messaging.UnmarshalFailure(failure)
+		if err != nil {
+			return nil, err
+		}
+		return nil, &messaging.RemoteError{Failure: *f}
+	}
+	return result, nil
+}
+
+// Cast implements messaging.Driver.
+func (t *Transport) Cast(ctx context.Context, target messaging.Target, msg *messaging.Message, opts messaging.SendOptions) error {
+	if target.Fanout {
+		return t.multisend(ctx, wire.CastFanout, target, msg)
+	}
+	return t.castOne(ctx, target, msg)
+}
+
+// Notify implements messaging.Driver: every listener of the topic gets a copy.
+func (t *Transport) Notify(ctx context.Context, target messaging.Target, msg *messaging.Message, opts messaging.SendOptions) error {
+	return t.multisend(ctx, wire.Notify, target, msg)
+}
+
+func (t *Transport) castOne(ctx context.Context, target messaging.Target, msg *messaging.Message) error {
+	if t.isClosed() {
+		return messaging.ErrClosed
+	}
+	payload, err := t.codec.EncodeRequest(msg.Context, msg.Body)
+	if err != nil {
+		return fmt.Errorf("encode request: %w", err)
+	}
+	rt, err := t.routes.get(ctx, target, false)
+	if err != nil {
+		return err
+	}
+	frames := wire.DirectRequest(wire.Cast, t.ids.next(), payload)
+	return t.handOff(rt, frames, 1, wire.Cast)
+}
+
+// multisend sends one copy per registered host (fanout and notifications in
+// direct mode; reference 1.6). With use_pub_sub the Python driver would use
+// the router proxy's PUB; without a proxy this driver always sends direct.
+func (t *Transport) multisend(ctx context.Context, typ wire.MsgType, target messaging.Target, msg *messaging.Message) error {
+	if t.isClosed() {
+		return messaging.ErrClosed
+	}
+	if t.cfg.UsePubSub {
+		t.pubSubLog.Do(func() {
+			t.log.Info("use_pub_sub = true: fanout and notifications go directly to every server, one copy each, until the router proxy's PUB/SUB is available")
+		})
+	}
+	payload, err := t.codec.EncodeRequest(msg.Context, msg.Body)
+	if err != nil {
+		return fmt.Errorf("encode request: %w", err)
+	}
+	rt, err := t.routes.get(ctx, target, true)
+	if err != nil {
+		return err
+	}
+	frames := wire.DirectRequest(typ, t.ids.next(), payload)
+	return t.handOff(rt, frames, len(rt.hosts), typ)
+}
+
+// handOff queues an unanswered message for the loop; a message that no
+// peer takes within rpc_response_timeout is logged and counted.
+func (t *Transport) handOff(rt *route, frames [][]byte, copies int, typ wire.MsgType) error {
+	deadline := time.Now().Add(t.cfg.ResponseTimeout)
+	err := t.loop.Do(func() {
+		t.sendRoute(rt, frames, copies, deadline, func(err error) {
+			t.stats.drop("send_failed")
+			t.log.Warn("message dropped", "type", typ, "key", rt.key, "err", t.sendError(rt, err))
+		})
+	})
+	if err != nil {
+		return messaging.ErrClosed
+	}
+	return nil
+}
+
+// sendRoute runs on the loop: it finds or makes the DEALER for the route,
+// brings its connections up to date and sends copies messages.
+func (t *Transport) sendRoute(rt *route, frames [][]byte, copies int, deadline time.Time, onDrop func(error)) {
+	d, err := t.dealerFor(rt)
+	if err != nil {
+		onDrop(err)
+		return
+	}
+	for i := 0; i < copies; i++ {
+		t.loop.Send(d.sock, frames, deadline, onDrop)
+	}
+	t.stats.sent.Add(uint64(copies))
+}
+
+func (t *Transport) dealerFor(rt *route) (*dealer, error) {
+	socks := t.rrSocks
+	if rt.fanout {
+		socks = t.fanSocks
+	}
+	d := socks[rt.key]
+	if d == nil {
+		s, err := t.zctx.NewSocket(zsock.DEALER)
+		if err != nil {
+			return nil, err
+		}
+		id := newUUID4()
+		if err := t.setCommonOptions(s); err == nil {
+			err = s.SetBytes(zsock.OptIdentity, id[:])
+		}
+		// Round-robin sockets only use live connections; fanout sockets
+		// queue one copy per host even while a connection is down.
+		immediate := 1
+		if rt.fanout {
+			immediate = 0
+		}
+		if err == nil {
+			err = s.SetInt(zsock.OptImmediate, immediate)
+		}
+		if err != nil {
+			_ = s.Close()
+			return nil, err
+		}
+		d = &dealer{sock: s, hosts: make(map[string]bool)}
+		socks[rt.key] = d
+		t.loop.Add(s, t.onReply)
+	}
+	if d.gen != rt.gen {
+		t.syncConnections(d, rt)
+	}
+	return d, nil
+}
+
+// syncConnections connects to new hosts and disconnects from hosts that are
+// no longer registered.
+func (t *Transport) syncConnections(d *dealer, rt *route) {
+	want := make(map[string]bool, len(rt.hosts))
+	for _, h := range rt.hosts {
+		want[h] = true
+		if !d.hosts[h] {
+			if err := d.sock.Connect("tcp://" + h); err != nil {
+				t.log.Warn("connect failed", "key", rt.key, "host", h, "err", err)
+				continue
+			}
+			d.hosts[h] = true
+		}
+	}
+	for h := range d.hosts {
+		if !want[h] {
+			_ = d.sock.Disconnect("tcp://" + h)
+			delete(d.hosts, h)
+		}
+	}
+	d.gen = rt.gen
+}
+
+// onReply handles what a client DEALER receives (reference D2).
+func (t *Transport) onReply(frames [][]byte, err error) {
+	if err != nil {
+		t.dropped("too_many_frames", err, "client")
+		return
+	}
+	r, err := wire.ParseDirectReply(frames)
+	if err != nil {
+		t.dropped(wire.DropReason(err), err, "client")
+		return
+	}
+	t.stats.received.Add(1)
+	if !t.calls.complete(r.ID, callResult{payload: r.Payload}) {
+		t.stats.drop("unknown_reply")
+		t.log.Debug("reply for no pending call (timed out?)", "msg_id", string(r.ID))
+	}
+}
+
+// dropped counts and logs a message that failed validation.
+func (t *Transport) dropped(reason string, err error, where string) {
+	t.stats.drop(reason)
+	t.log.Warn("dropping malformed message", "at", where, "reason", reason, "err", err)
+}

@@ -1,0 +1,12 @@
+package zmq
+
+import "errors"
+
+var (
+	// ErrPortRangeExceeded: no free port was found for a listener within
+	// rpc_zmq_bind_port_retries attempts.
+	ErrPortRangeExceeded = errors.New("zmq: ports range exceeded")
+	// ErrUnsupported: the configuration asks for a mode this build does not
+	// provide.
+	ErrUnsupported = errors.New("zmq: unsupported configuration")
+)

@@ -1,0 +1,380 @@
+package zsock
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// ErrLoopClosed: the loop has stopped and runs nothing more.
+var ErrLoopClosed = errors.New("zsock: loop closed")
+
+// ErrSendExpired: a queued message found no ready peer before its deadline.
+var ErrSendExpired = errors.New("zsock: no peer ready before the send deadline")
+
+// recvBurst bounds how many messages one socket may deliver per wake-up, so
+// a busy socket cannot starve the others or the work queue.
+const recvBurst = 256
+
+// RecvFunc receives each multipart read from a socket, or the error that
+// made one unreadable (ErrTooManyFrames); it runs on the loop goroutine.
+type RecvFunc func(frames [][]byte, err error)
+
+// Loop is the single goroutine that owns a set of sockets. Other goroutines
+// hand it work with Do or Call; it wakes on an eventfd, which senders only
+// write when the queue was empty, so a busy loop takes work in batches with
+// one wake-up (house rule 8: no per-message hand-off beyond the one queue).
+type Loop struct {
+	efd int
+	log *slog.Logger
+
+	mu     sync.Mutex
+	queue  []func()
+	closed bool
+
+	// Owned by the loop goroutine.
+	spare   []func()
+	poller  Poller
+	entries []*entry
+	dirty   bool
+	drained []chan struct{}
+	done    chan struct{}
+}
+
+type entry struct {
+	sock    *Socket
+	onRecv  RecvFunc
+	backlog []pending
+	removed bool
+}
+
+type pending struct {
+	frames   [][]byte
+	deadline time.Time
+	onDrop   func(error)
+}
+
+// NewLoop starts a loop goroutine. log may be nil.
+func NewLoop(log *slog.Logger) (*Loop, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	efd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+	if err != nil {
+		return nil, err
+	}
+	l := &Loop{efd: efd, log: log, done: make(chan struct{})}
+	l.poller.AddFd(efd, PollIn)
+	go l.run()
+	return l, nil
+}
+
+// Do queues fn to run on the loop goroutine and returns at once.
+func (l *Loop) Do(fn func()) error {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return ErrLoopClosed
+	}
+	l.queue = append(l.queue, fn)
+	wake := len(l.queue) == 1
+	l.mu.Unlock()
+	if wake {
+		l.wake()
+	}
+	return nil
+}
+
+// Call runs fn on the loop goroutine and waits for its result. It must not
+// be called from the loop goroutine itself.
+func (l *Loop) Call(fn func() error) error {
+	res := make(chan error, 1)
+	if err := l.Do(func() { res <- fn() }); err != nil {
+		return err
+	}
+	return <-res
+}
+
+// Close stops the loop after it has run the work already queued. Queued
+// sends that never went out are dropped with ErrLoopClosed. Sockets are the
+// owners' to close (with Call) before Close.
+func (l *Loop) Close() {
+	l.mu.Lock()
+	already := l.closed
+	l.closed = true
+	l.mu.Unlock()
+	if !already {
+		l.wake()
+	}
+	<-l.done
+}
+
+func (l *Loop) wake() {
+	var b [8]byte
+	binary.NativeEndian.PutUint64(b[:], 1)
+	// EAGAIN means the counter is already non-zero: the loop will wake.
+	_, _ = unix.Write(l.efd, b[:])
+}
+
+// Add starts polling s and delivering what it receives to onRecv (nil for a
+// send-only socket). Loop goroutine only.
+func (l *Loop) Add(s *Socket, onRecv RecvFunc) {
+	ev := 0
+	if onRecv != nil {
+		ev = PollIn
+	}
+	l.poller.AddSocket(s, ev)
+	l.entries = append(l.entries, &entry{sock: s, onRecv: onRecv})
+}
+
+// Remove stops polling s and drops its queued sends with ErrLoopClosed. It
+// does not close s. Loop goroutine only.
+func (l *Loop) Remove(s *Socket) {
+	if e := l.find(s); e != nil {
+		e.removed = true
+		l.dirty = true
+		for _, p := range e.backlog {
+			if p.onDrop != nil {
+				p.onDrop(ErrLoopClosed)
+			}
+		}
+		e.backlog = nil
+	}
+}
+
+func (l *Loop) find(s *Socket) *entry {
+	for _, e := range l.entries {
+		if e.sock == s && !e.removed {
+			return e
+		}
+	}
+	return nil
+}
+
+// Send sends frames on s without blocking. When no peer can take the
+// message now (EAGAIN: none connected yet with IMMEDIATE, or a full pipe)
+// it waits in order until the socket is writable or deadline passes, when
+// onDrop gets ErrSendExpired; a zero deadline drops it at once. Any other
+// failure goes to onDrop straight away. Loop goroutine only; s must have
+// been added.
+func (l *Loop) Send(s *Socket, frames [][]byte, deadline time.Time, onDrop func(error)) {
+	e := l.find(s)
+	if e == nil {
+		if onDrop != nil {
+			onDrop(ErrLoopClosed)
+		}
+		return
+	}
+	if len(e.backlog) == 0 {
+		err := s.Send(frames, DontWait)
+		if err == nil {
+			return
+		}
+		if !errors.Is(err, ErrAgain) || deadline.IsZero() {
+			if onDrop != nil {
+				onDrop(err)
+			}
+			return
+		}
+	}
+	e.backlog = append(e.backlog, pending{frames: frames, deadline: deadline, onDrop: onDrop})
+}
+
+func (l *Loop) run() {
+	defer close(l.done)
+	defer unix.Close(l.efd)
+	for {
+		n, err := l.poller.Poll(l.timeout())
+		if err != nil {
+			l.log.Error("zmq poll failed", "err", err)
+			l.drainAfterError()
+			return
+		}
+		if n > 0 && l.poller.Revents(0)&PollIn != 0 {
+			var b [8]byte
+			_, _ = unix.Read(l.efd, b[:])
+		}
+		stop := l.runQueue()
+		l.serviceSockets()
+		l.expire(time.Now())
+		if l.dirty {
+			l.compact()
+		}
+		l.notifyDrained()
+		if stop {
+			l.dropAll()
+			return
+		}
+	}
+}
+
+// runQueue runs the queued work and reports whether the loop must stop.
+func (l *Loop) runQueue() bool {
+	l.mu.Lock()
+	q := l.queue
+	l.queue = l.spare[:0]
+	closed := l.closed
+	l.mu.Unlock()
+	for i, fn := range q {
+		fn()
+		q[i] = nil
+	}
+	l.spare = q
+	return closed
+}
+
+func (l *Loop) serviceSockets() {
+	for i, e := range l.entries {
+		if e.removed {
+			continue
+		}
+		rev := l.poller.Revents(i + 1)
+		if rev&PollOut != 0 {
+			l.flush(e)
+		}
+		if rev&PollIn != 0 && e.onRecv != nil {
+			for k := 0; k < recvBurst && !e.removed; k++ {
+				frames, err := e.sock.Recv(DontWait)
+				if errors.Is(err, ErrAgain) {
+					break
+				}
+				e.onRecv(frames, err)
+			}
+		}
+	}
+	// Poll for writability only while something waits for it.
+	for i, e := range l.entries {
+		ev := 0
+		if e.onRecv != nil {
+			ev = PollIn
+		}
+		if len(e.backlog) > 0 {
+			ev |= PollOut
+		}
+		l.poller.SetEvents(i+1, ev)
+	}
+}
+
+func (l *Loop) flush(e *entry) {
+	sent := 0
+	for _, p := range e.backlog {
+		err := e.sock.Send(p.frames, DontWait)
+		if errors.Is(err, ErrAgain) {
+			break
+		}
+		if err != nil && p.onDrop != nil {
+			p.onDrop(err)
+		}
+		sent++
+	}
+	if sent > 0 {
+		n := copy(e.backlog, e.backlog[sent:])
+		clear(e.backlog[n:])
+		e.backlog = e.backlog[:n]
+	}
+}
+
+// Drain waits until no send is waiting for a peer (every backlog is empty)
+// or ctx ends. It must not be called from the loop goroutine.
+func (l *Loop) Drain(ctx context.Context) error {
+	ch := make(chan struct{})
+	if err := l.Do(func() { l.drained = append(l.drained, ch) }); err != nil {
+		return err
+	}
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (l *Loop) notifyDrained() {
+	if len(l.drained) == 0 {
+		return
+	}
+	for _, e := range l.entries {
+		if len(e.backlog) > 0 {
+			return
+		}
+	}
+	for _, ch := range l.drained {
+		close(ch)
+	}
+	l.drained = l.drained[:0]
+}
+
+// timeout is how long Poll may sleep: until the earliest send deadline.
+func (l *Loop) timeout() time.Duration {
+	var first time.Time
+	for _, e := range l.entries {
+		for _, p := range e.backlog {
+			if first.IsZero() || p.deadline.Before(first) {
+				first = p.deadline
+			}
+		}
+	}
+	if first.IsZero() {
+		return -1
+	}
+	d := time.Until(first)
+	if d < 0 {
+		return 0
+	}
+	return d
+}
+
+func (l *Loop) expire(now time.Time) {
+	for _, e := range l.entries {
+		if len(e.backlog) == 0 {
+			continue
+		}
+		kept := e.backlog[:0]
+		for _, p := range e.backlog {
+			if now.Before(p.deadline) {
+				kept = append(kept, p)
+			} else if p.onDrop != nil {
+				p.onDrop(ErrSendExpired)
+			}
+		}
+		clear(e.backlog[len(kept):])
+		e.backlog = kept
+	}
+}
+
+func (l *Loop) compact() {
+	for i := len(l.entries) - 1; i >= 0; i-- {
+		if l.entries[i].removed {
+			l.entries = append(l.entries[:i], l.entries[i+1:]...)
+			l.poller.Remove(i + 1)
+		}
+	}
+	l.dirty = false
+}
+
+func (l *Loop) dropAll() {
+	for _, e := range l.entries {
+		for _, p := range e.backlog {
+			if p.onDrop != nil {
+				p.onDrop(ErrLoopClosed)
+			}
+		}
+		e.backlog = nil
+	}
+	l.entries = nil
+}
+
+// drainAfterError stops accepting work and runs what is queued, so callers
+// blocked in Call are released.
+func (l *Loop) drainAfterError() {
+	l.mu.Lock()
+	l.closed = true
+	l.mu.Unlock()
+	l.runQueue()
+	l.dropAll()
+}

@@ -1,0 +1,211 @@
+package zsock
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// pair sets up a loop owning a bound ROUTER and a DEALER connected to it.
+type pair struct {
+	ctx    *Context
+	loop   *Loop
+	router *Socket
+	dealer *Socket
+	ep     string
+}
+
+func newPair(t *testing.T, onRouter, onDealer RecvFunc, connect bool) *pair {
+	t.Helper()
+	ctx, err := NewContext()
+	if err != nil {
+		t.Fatal(err)
+	}
+	loop, err := NewLoop(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &pair{ctx: ctx, loop: loop}
+	err = loop.Call(func() error {
+		var err error
+		if p.router, err = ctx.NewSocket(ROUTER); err != nil {
+			return err
+		}
+		if err := p.router.Bind("tcp://127.0.0.1:*"); err != nil {
+			return err
+		}
+		if p.ep, err = p.router.LastEndpoint(); err != nil {
+			return err
+		}
+		if p.dealer, err = ctx.NewSocket(DEALER); err != nil {
+			return err
+		}
+		for _, s := range []*Socket{p.router, p.dealer} {
+			if err := s.SetInt(OptLinger, 0); err != nil {
+				return err
+			}
+		}
+		if err := p.dealer.SetInt(OptImmediate, 1); err != nil {
+			return err
+		}
+		loop.Add(p.router, onRouter)
+		loop.Add(p.dealer, onDealer)
+		if connect {
+			return p.dealer.Connect(p.ep)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = loop.Call(func() error {
+			loop.Remove(p.router)
+			loop.Remove(p.dealer)
+			p.router.Close()
+			return p.dealer.Close()
+		})
+		loop.Close()
+		if err := ctx.Term(); err != nil {
+			t.Error(err)
+		}
+	})
+	return p
+}
+
+func TestEchoThroughLoop(t *testing.T) {
+	got := make(chan [][]byte, 100)
+	var p *pair
+	p = newPair(t, func(f [][]byte, err error) {
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		// Echo back with the peer identity in front.
+		p.loop.Send(p.router, f, time.Time{}, func(err error) { t.Error(err) })
+	}, func(f [][]byte, err error) { got <- f }, true)
+
+	deadline := time.Now().Add(5 * time.Second)
+	const n = 50
+	for i := 0; i < n; i++ {
+		msg := [][]byte{{}, []byte(fmt.Sprint(i)), bytes.Repeat([]byte("x"), i*100)}
+		if err := p.loop.Do(func() { p.loop.Send(p.dealer, msg, deadline, func(err error) { t.Error(err) }) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < n; i++ {
+		select {
+		case f := <-got:
+			if len(f) != 3 || string(f[1]) != fmt.Sprint(i) || len(f[2]) != i*100 {
+				t.Fatalf("message %d: got %q", i, f[:2])
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("timed out waiting for echo %d", i)
+		}
+	}
+}
+
+func TestSendWaitsForPeerThenExpires(t *testing.T) {
+	got := make(chan [][]byte, 1)
+	p := newPair(t, func(f [][]byte, err error) { got <- f }, nil, false)
+	dropped := make(chan error, 1)
+	// No connection yet: IMMEDIATE makes the send wait in the backlog.
+	msg := [][]byte{[]byte("hello")}
+	_ = p.loop.Do(func() { p.loop.Send(p.dealer, msg, time.Now().Add(10*time.Second), func(err error) { dropped <- err }) })
+	_ = p.loop.Call(func() error { return p.dealer.Connect(p.ep) })
+	dctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := p.loop.Drain(dctx); err != nil {
+		t.Fatalf("drain: %v", err)
+	}
+	select {
+	case f := <-got:
+		if string(f[1]) != "hello" {
+			t.Fatalf("got %q", f)
+		}
+	case err := <-dropped:
+		t.Fatalf("dropped: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("queued message never delivered")
+	}
+
+	// A socket with no peer at all: the message expires at its deadline.
+	var lone *Socket
+	if err := p.loop.Call(func() error {
+		var err error
+		if lone, err = p.ctx.NewSocket(DEALER); err != nil {
+			return err
+		}
+		_ = lone.SetInt(OptLinger, 0)
+		_ = lone.SetInt(OptImmediate, 1)
+		p.loop.Add(lone, nil)
+		p.loop.Send(lone, msg, time.Now().Add(100*time.Millisecond), func(err error) { dropped <- err })
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-dropped:
+		if !errors.Is(err, ErrSendExpired) {
+			t.Fatalf("got %v, want ErrSendExpired", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("expired message not reported")
+	}
+	_ = p.loop.Call(func() error { p.loop.Remove(lone); return lone.Close() })
+}
+
+func TestTooManyFramesAndLargeFrames(t *testing.T) {
+	type rec struct {
+		f   [][]byte
+		err error
+	}
+	got := make(chan rec, 10)
+	p := newPair(t, func(f [][]byte, err error) { got <- rec{f, err} }, nil, true)
+	deadline := time.Now().Add(5 * time.Second)
+	many := make([][]byte, MaxFrames+10)
+	for i := range many {
+		many[i] = []byte{byte(i)}
+	}
+	big := [][]byte{{}, bytes.Repeat([]byte{7}, 10<<20)}
+	after := [][]byte{[]byte("after")}
+	_ = p.loop.Do(func() {
+		for _, m := range [][][]byte{many, big, after} {
+			p.loop.Send(p.dealer, m, deadline, func(err error) { t.Error(err) })
+		}
+	})
+	want := []func(rec) bool{
+		func(r rec) bool { return errors.Is(r.err, ErrTooManyFrames) },
+		func(r rec) bool { return r.err == nil && len(r.f) == 3 && len(r.f[2]) == 10<<20 },
+		func(r rec) bool { return r.err == nil && len(r.f) == 2 && string(r.f[1]) == "after" },
+	}
+	for i, ok := range want {
+		select {
+		case r := <-got:
+			if !ok(r) {
+				t.Fatalf("message %d: err=%v frames=%d", i, r.err, len(r.f))
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("timed out on message %d", i)
+		}
+	}
+}
+
+func TestLoopClosedRejectsWork(t *testing.T) {
+	l, err := NewLoop(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	l.Close() // idempotent
+	if err := l.Do(func() {}); !errors.Is(err, ErrLoopClosed) {
+		t.Fatalf("Do after Close: %v", err)
+	}
+}

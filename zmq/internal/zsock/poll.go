@@ -1,0 +1,72 @@
+package zsock
+
+/*
+#include <zmq.h>
+*/
+import "C"
+
+import (
+	"syscall"
+	"time"
+	"unsafe"
+)
+
+// Poller polls sockets and raw file descriptors. Reuse one per loop: it
+// keeps its C item array between calls.
+type Poller struct {
+	items   []C.zmq_pollitem_t
+	sockets []*Socket
+}
+
+// AddSocket adds s with events and returns its index.
+func (p *Poller) AddSocket(s *Socket, events int) int {
+	p.items = append(p.items, C.zmq_pollitem_t{socket: s.p, events: C.short(events)})
+	p.sockets = append(p.sockets, s)
+	return len(p.items) - 1
+}
+
+// AddFd adds a raw file descriptor and returns its index.
+func (p *Poller) AddFd(fd int, events int) int {
+	p.items = append(p.items, C.zmq_pollitem_t{fd: C.int(fd), events: C.short(events)})
+	p.sockets = append(p.sockets, nil)
+	return len(p.items) - 1
+}
+
+// SetEvents changes the events polled for item i.
+func (p *Poller) SetEvents(i int, events int) { p.items[i].events = C.short(events) }
+
+// Remove drops item i; later items move down by one.
+func (p *Poller) Remove(i int) {
+	p.items = append(p.items[:i], p.items[i+1:]...)
+	p.sockets = append(p.sockets[:i], p.sockets[i+1:]...)
+}
+
+// Len is the number of items.
+func (p *Poller) Len() int { return len(p.items) }
+
+// Revents returns the events that fired for item i in the last Poll.
+func (p *Poller) Revents(i int) int { return int(p.items[i].revents) }
+
+// Poll waits until an item is ready or timeout passes (negative: forever).
+// It returns the number of ready items; an interrupted wait returns 0.
+func (p *Poller) Poll(timeout time.Duration) (int, error) {
+	ms := C.long(-1)
+	if timeout >= 0 {
+		ms = C.long((timeout + time.Millisecond - 1) / time.Millisecond)
+	}
+	for i := range p.items {
+		p.items[i].revents = 0
+	}
+	var ptr *C.zmq_pollitem_t
+	if len(p.items) > 0 {
+		ptr = (*C.zmq_pollitem_t)(unsafe.Pointer(&p.items[0]))
+	}
+	rc, err := C.zmq_poll(ptr, C.int(len(p.items)), ms)
+	if rc < 0 {
+		if err == syscall.EINTR {
+			return 0, nil
+		}
+		return 0, errnoErr("poll", err)
+	}
+	return int(rc), nil
+}

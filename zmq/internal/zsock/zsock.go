@@ -1,0 +1,395 @@
+// Package zsock is the project's thin cgo binding of libzmq: just what the
+// driver and the proxy need, shaped for the hot path. A whole multipart is
+// received in two cgo calls into one Go allocation, and Poll accepts raw file
+// descriptors so a loop can wake on an eventfd (see Loop).
+//
+// A Socket is not safe for concurrent use: it belongs to the goroutine that
+// runs its Loop (house rule 8).
+package zsock
+
+/*
+#cgo pkg-config: libzmq
+#include <zmq.h>
+#include <stdlib.h>
+#include <string.h>
+#include <errno.h>
+
+// A reusable receive buffer of zmq messages, one per socket, C-allocated.
+typedef struct {
+	zmq_msg_t *msgs;
+	size_t n, cap, total;
+	int overflow;
+} zs_multi;
+
+static zs_multi *zs_multi_new(void) { return calloc(1, sizeof(zs_multi)); }
+
+static void zs_multi_free(zs_multi *m) {
+	for (size_t i = 0; i < m->n; i++) zmq_msg_close(&m->msgs[i]);
+	free(m->msgs);
+	free(m);
+}
+
+// zs_recv_multi reads every frame of one multipart. Frames past maxframes
+// are read and discarded (overflow set) so the stream stays in step.
+static int zs_recv_multi(void *s, int flags, zs_multi *m, size_t maxframes) {
+	m->n = 0; m->total = 0; m->overflow = 0;
+	for (;;) {
+		zmq_msg_t tmp, *msg = &tmp;
+		if (m->n < maxframes) {
+			if (m->n == m->cap) {
+				size_t nc = m->cap ? m->cap * 2 : 8;
+				zmq_msg_t *p = realloc(m->msgs, nc * sizeof(zmq_msg_t));
+				if (!p) { errno = ENOMEM; return -1; }
+				m->msgs = p; m->cap = nc;
+			}
+			msg = &m->msgs[m->n];
+		} else {
+			m->overflow = 1;
+		}
+		zmq_msg_init(msg);
+		// Later frames of a multipart are already queued: never block on them.
+		int rc = zmq_msg_recv(msg, s, m->n == 0 && !m->overflow ? flags : 0);
+		if (rc < 0) {
+			int e = zmq_errno();
+			zmq_msg_close(msg);
+			for (size_t i = 0; i < m->n; i++) zmq_msg_close(&m->msgs[i]);
+			m->n = 0;
+			errno = e;
+			return -1;
+		}
+		int more = zmq_msg_more(msg);
+		if (msg == &tmp) {
+			zmq_msg_close(msg);
+		} else {
+			m->n++; m->total += (size_t)rc;
+		}
+		if (!more) return 0;
+	}
+}
+
+// zs_copy_out copies the frames into dst (total bytes) and records sizes.
+static void zs_copy_out(zs_multi *m, char *dst, size_t *sizes) {
+	for (size_t i = 0; i < m->n; i++) {
+		size_t sz = zmq_msg_size(&m->msgs[i]);
+		if (sz) memcpy(dst, zmq_msg_data(&m->msgs[i]), sz);
+		dst += sz; sizes[i] = sz;
+		zmq_msg_close(&m->msgs[i]);
+	}
+	m->n = 0;
+}
+
+static int zs_endpoint(int op, void *s, const char *ep) {
+	switch (op) {
+	case 0: return zmq_bind(s, ep);
+	case 1: return zmq_unbind(s, ep);
+	case 2: return zmq_connect(s, ep);
+	default: return zmq_disconnect(s, ep);
+	}
+}
+
+static int zs_send(void *s, void *buf, size_t len, int flags) {
+	return zmq_send(s, buf, len, flags);
+}
+
+*/
+import "C"
+
+import (
+	"errors"
+	"fmt"
+	"syscall"
+	"unsafe"
+)
+
+// Socket types (libzmq values).
+type Type int
+
+const (
+	PAIR   Type = C.ZMQ_PAIR
+	PUB    Type = C.ZMQ_PUB
+	SUB    Type = C.ZMQ_SUB
+	DEALER Type = C.ZMQ_DEALER
+	ROUTER Type = C.ZMQ_ROUTER
+)
+
+func (t Type) String() string {
+	switch t {
+	case PAIR:
+		return "PAIR"
+	case PUB:
+		return "PUB"
+	case SUB:
+		return "SUB"
+	case DEALER:
+		return "DEALER"
+	case ROUTER:
+		return "ROUTER"
+	}
+	return fmt.Sprintf("Type(%d)", int(t))
+}
+
+// Socket options used by the project (libzmq values).
+const (
+	OptIdentity          = C.ZMQ_ROUTING_ID
+	OptLinger            = C.ZMQ_LINGER
+	OptSndHWM            = C.ZMQ_SNDHWM
+	OptRcvHWM            = C.ZMQ_RCVHWM
+	OptImmediate         = C.ZMQ_IMMEDIATE
+	OptRouterMandatory   = C.ZMQ_ROUTER_MANDATORY
+	OptRouterHandover    = C.ZMQ_ROUTER_HANDOVER
+	OptSubscribe         = C.ZMQ_SUBSCRIBE
+	OptUnsubscribe       = C.ZMQ_UNSUBSCRIBE
+	OptTCPKeepalive      = C.ZMQ_TCP_KEEPALIVE
+	OptTCPKeepaliveIdle  = C.ZMQ_TCP_KEEPALIVE_IDLE
+	OptTCPKeepaliveCnt   = C.ZMQ_TCP_KEEPALIVE_CNT
+	OptTCPKeepaliveIntvl = C.ZMQ_TCP_KEEPALIVE_INTVL
+	OptHeartbeatIvl      = C.ZMQ_HEARTBEAT_IVL
+	OptHeartbeatTimeout  = C.ZMQ_HEARTBEAT_TIMEOUT
+	OptHeartbeatTTL      = C.ZMQ_HEARTBEAT_TTL
+	OptReconnectIvl      = C.ZMQ_RECONNECT_IVL
+	OptReconnectIvlMax   = C.ZMQ_RECONNECT_IVL_MAX
+	OptMaxMsgSize        = C.ZMQ_MAXMSGSIZE
+	OptEvents            = C.ZMQ_EVENTS
+	optLastEndpoint      = C.ZMQ_LAST_ENDPOINT
+)
+
+// Poll events.
+const (
+	PollIn  = C.ZMQ_POLLIN
+	PollOut = C.ZMQ_POLLOUT
+)
+
+// DontWait makes Send and Recv fail with ErrAgain instead of blocking.
+const DontWait = C.ZMQ_DONTWAIT
+
+// MaxFrames bounds the frames kept of one multipart; the rest are read and
+// discarded, and Recv reports ErrTooManyFrames.
+const MaxFrames = 64
+
+var (
+	// ErrAgain: the operation would block (EAGAIN).
+	ErrAgain = errors.New("zsock: resource temporarily unavailable")
+	// ErrHostUnreachable: a ROUTER with ROUTER_MANDATORY has no peer of
+	// that identity (EHOSTUNREACH).
+	ErrHostUnreachable = errors.New("zsock: no peer with that identity")
+	// ErrTerminated: the context was terminated (ETERM).
+	ErrTerminated = errors.New("zsock: context terminated")
+	// ErrTooManyFrames: a multipart had more than MaxFrames frames.
+	ErrTooManyFrames = errors.New("zsock: too many frames in one message")
+)
+
+// errnoErr maps an errno captured by the same cgo call that failed (errno
+// is per thread and a goroutine may change threads between two cgo calls).
+func errnoErr(op string, err error) error {
+	e, ok := err.(syscall.Errno)
+	if !ok {
+		return fmt.Errorf("zsock: %s: %v", op, err)
+	}
+	switch e {
+	case syscall.EAGAIN:
+		return ErrAgain
+	case syscall.EHOSTUNREACH:
+		return ErrHostUnreachable
+	case C.ETERM:
+		return ErrTerminated
+	}
+	return fmt.Errorf("zsock: %s: %s", op, C.GoString(C.zmq_strerror(C.int(e))))
+}
+
+// Context is a libzmq context; one per transport or proxy (no globals).
+type Context struct{ p unsafe.Pointer }
+
+// NewContext creates a libzmq context.
+func NewContext() (*Context, error) {
+	p, err := C.zmq_ctx_new()
+	if p == nil {
+		return nil, errnoErr("zmq_ctx_new", err)
+	}
+	return &Context{p: p}, nil
+}
+
+// Term destroys the context; every socket must be closed first.
+func (c *Context) Term() error {
+	for {
+		rc, err := C.zmq_ctx_term(c.p)
+		if rc == 0 {
+			return nil
+		}
+		if err != syscall.EINTR {
+			return errnoErr("zmq_ctx_term", err)
+		}
+	}
+}
+
+// Socket is a libzmq socket.
+type Socket struct {
+	p     unsafe.Pointer
+	typ   Type
+	multi *C.zs_multi
+}
+
+// NewSocket creates a socket of type t.
+func (c *Context) NewSocket(t Type) (*Socket, error) {
+	p, err := C.zmq_socket(c.p, C.int(t))
+	if p == nil {
+		return nil, errnoErr("zmq_socket", err)
+	}
+	return &Socket{p: p, typ: t, multi: C.zs_multi_new()}, nil
+}
+
+// Type returns the socket's type.
+func (s *Socket) Type() Type { return s.typ }
+
+// Close closes the socket; pending messages follow its LINGER option.
+func (s *Socket) Close() error {
+	if s.p == nil {
+		return nil
+	}
+	rc, err := C.zmq_close(s.p)
+	C.zs_multi_free(s.multi)
+	s.p, s.multi = nil, nil
+	if rc != 0 {
+		return errnoErr("zmq_close", err)
+	}
+	return nil
+}
+
+// SetInt sets an integer option.
+func (s *Socket) SetInt(opt int, v int) error {
+	cv := C.int(v)
+	if rc, err := C.zmq_setsockopt(s.p, C.int(opt), unsafe.Pointer(&cv), C.size_t(unsafe.Sizeof(cv))); rc != 0 {
+		return errnoErr(fmt.Sprintf("setsockopt(%d)", opt), err)
+	}
+	return nil
+}
+
+// SetInt64 sets a 64-bit integer option (MAXMSGSIZE).
+func (s *Socket) SetInt64(opt int, v int64) error {
+	cv := C.int64_t(v)
+	if rc, err := C.zmq_setsockopt(s.p, C.int(opt), unsafe.Pointer(&cv), C.size_t(unsafe.Sizeof(cv))); rc != 0 {
+		return errnoErr(fmt.Sprintf("setsockopt(%d)", opt), err)
+	}
+	return nil
+}
+
+// SetBytes sets a binary option (identity, subscription).
+func (s *Socket) SetBytes(opt int, v []byte) error {
+	var p unsafe.Pointer
+	if len(v) > 0 {
+		p = unsafe.Pointer(&v[0])
+	}
+	if rc, err := C.zmq_setsockopt(s.p, C.int(opt), p, C.size_t(len(v))); rc != 0 {
+		return errnoErr(fmt.Sprintf("setsockopt(%d)", opt), err)
+	}
+	return nil
+}
+
+// Events returns the socket's current PollIn/PollOut readiness.
+func (s *Socket) Events() (int, error) {
+	var v C.int
+	sz := C.size_t(unsafe.Sizeof(v))
+	if rc, err := C.zmq_getsockopt(s.p, OptEvents, unsafe.Pointer(&v), &sz); rc != 0 {
+		return 0, errnoErr("getsockopt(EVENTS)", err)
+	}
+	return int(v), nil
+}
+
+// LastEndpoint returns the endpoint of the last Bind (with the real port).
+func (s *Socket) LastEndpoint() (string, error) {
+	buf := make([]byte, 256)
+	sz := C.size_t(len(buf))
+	if rc, err := C.zmq_getsockopt(s.p, optLastEndpoint, unsafe.Pointer(&buf[0]), &sz); rc != 0 {
+		return "", errnoErr("getsockopt(LAST_ENDPOINT)", err)
+	}
+	if sz > 0 && buf[sz-1] == 0 {
+		sz--
+	}
+	return string(buf[:sz]), nil
+}
+
+func (s *Socket) endpointOp(op C.int, name, ep string) error {
+	cs := C.CString(ep)
+	defer C.free(unsafe.Pointer(cs))
+	if rc, err := C.zs_endpoint(op, s.p, cs); rc != 0 {
+		return fmt.Errorf("%s %s: %w", name, ep, errnoErr(name, err))
+	}
+	return nil
+}
+
+// Bind binds the socket to ep.
+func (s *Socket) Bind(ep string) error { return s.endpointOp(0, "bind", ep) }
+
+// Unbind undoes Bind.
+func (s *Socket) Unbind(ep string) error { return s.endpointOp(1, "unbind", ep) }
+
+// Connect connects the socket to ep (libzmq connects and reconnects in the
+// background).
+func (s *Socket) Connect(ep string) error { return s.endpointOp(2, "connect", ep) }
+
+// Disconnect undoes Connect.
+func (s *Socket) Disconnect(ep string) error { return s.endpointOp(3, "disconnect", ep) }
+
+// Send sends frames as one multipart. With DontWait an unsendable message
+// fails with ErrAgain before any frame is queued: libzmq accepts the rest
+// of a multipart once its first frame is accepted.
+func (s *Socket) Send(frames [][]byte, flags int) error {
+	for i, f := range frames {
+		fl := C.int(flags)
+		if i < len(frames)-1 {
+			fl |= C.ZMQ_SNDMORE
+		}
+		var p unsafe.Pointer
+		if len(f) > 0 {
+			p = unsafe.Pointer(&f[0])
+		}
+		for {
+			rc, err := C.zs_send(s.p, p, C.size_t(len(f)), fl)
+			if rc >= 0 {
+				break
+			}
+			// libzmq accepts the rest of a multipart once its first frame is
+			// in, so only the first frame can see EAGAIN; EINTR just retries.
+			if err != syscall.EINTR {
+				return errnoErr("send", err)
+			}
+		}
+	}
+	return nil
+}
+
+// Recv receives one whole multipart. Frames share one allocation. A
+// multipart with more than MaxFrames frames is drained and reported as
+// ErrTooManyFrames.
+func (s *Socket) Recv(flags int) ([][]byte, error) {
+	for {
+		rc, err := C.zs_recv_multi(s.p, C.int(flags), s.multi, MaxFrames)
+		if rc == 0 {
+			break
+		}
+		if err != syscall.EINTR {
+			return nil, errnoErr("recv", err)
+		}
+	}
+	m := s.multi
+	n := int(m.n)
+	total := int(m.total)
+	buf := make([]byte, total)
+	var sizes [MaxFrames]C.size_t
+	var dst *C.char
+	if total > 0 {
+		dst = (*C.char)(unsafe.Pointer(&buf[0]))
+	}
+	overflow := m.overflow != 0
+	C.zs_copy_out(m, dst, &sizes[0])
+	if overflow {
+		return nil, ErrTooManyFrames
+	}
+	frames := make([][]byte, n)
+	off := 0
+	for i := 0; i < n; i++ {
+		sz := int(sizes[i])
+		frames[i] = buf[off : off+sz : off+sz]
+		off += sz
+	}
+	return frames, nil
+}

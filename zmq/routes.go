@@ -1,0 +1,165 @@
+package zmq
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/oslozmq/fabric/config"
+	"github.com/oslozmq/fabric/matchmaker"
+	"github.com/oslozmq/fabric/messaging"
+)
+
+// route is an immutable snapshot of the hosts of one registry key; gen
+// changes whenever the hosts do, so the loop can tell when to reconnect.
+type route struct {
+	key    string
+	target matchmaker.Target
+	fanout bool
+	hosts  []string
+	gen    uint64
+}
+
+// routeCache is the client's view of the matchmaker (reference 3.3): a
+// lookup on first use, then refreshes every zmq_target_update, so a message
+// costs no matchmaker round trip in steady state.
+type routeCache struct {
+	mm    matchmaker.Matchmaker
+	log   *slog.Logger
+	wait  time.Duration // [matchmaker_redis] wait_timeout: longest pause between lookups of an empty key
+	check time.Duration // [matchmaker_redis] check_timeout: lookup budget without a deadline
+
+	mu  sync.RWMutex
+	m   map[string]*route
+	gen uint64
+}
+
+func newRouteCache(mm matchmaker.Matchmaker, cfg *config.Config, log *slog.Logger) *routeCache {
+	return &routeCache{
+		mm:    mm,
+		log:   log,
+		wait:  max(cfg.Redis.WaitTimeout, 10*time.Millisecond),
+		check: max(cfg.Redis.CheckTimeout, time.Second),
+		m:     make(map[string]*route),
+	}
+}
+
+func lookupFunc(mm matchmaker.Matchmaker, t matchmaker.Target, fanout bool) func(context.Context) ([]string, error) {
+	if fanout {
+		return func(ctx context.Context) ([]string, error) { return mm.HostsFanout(ctx, t, matchmaker.Router) }
+	}
+	return func(ctx context.Context) ([]string, error) { return mm.Hosts(ctx, t, matchmaker.Router) }
+}
+
+// get returns the hosts for target, looking them up on a cache miss and
+// retrying while none is registered, until ctx ends or check_timeout
+// passes (reference 3.3, with a backoff from 20 ms up to wait_timeout so a
+// server that registers a moment later is found quickly).
+func (c *routeCache) get(ctx context.Context, target messaging.Target, fanout bool) (*route, error) {
+	mt := matchmaker.Target{Topic: target.Topic, Server: target.Server}
+	key := matchmaker.Key(matchmaker.Router, mt)
+	if fanout {
+		key = matchmaker.FanoutKey(matchmaker.Router, target.Topic)
+	}
+	c.mu.RLock()
+	r := c.m[key]
+	c.mu.RUnlock()
+	if r != nil {
+		return r, nil
+	}
+
+	lookup := lookupFunc(c.mm, mt, fanout)
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.check)
+		defer cancel()
+	}
+	pause := 20 * time.Millisecond
+	for {
+		hosts, err := lookup(ctx)
+		if err != nil {
+			if errors.Is(err, matchmaker.ErrUnavailable) {
+				return nil, fmt.Errorf("%w: %s: no cached hosts and the matchmaker is unavailable: %w", messaging.ErrNoRoute, key, err)
+			}
+			if ctx.Err() == nil {
+				return nil, fmt.Errorf("look up %s: %w", key, err)
+			}
+		}
+		if len(hosts) > 0 {
+			return c.store(key, mt, fanout, hosts), nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w: nothing registered under %s", messaging.ErrNoRoute, key)
+		case <-time.After(pause):
+		}
+		pause = min(pause*2, c.wait)
+	}
+}
+
+// store records hosts for key and returns the route, keeping the current
+// snapshot (and its generation) when nothing changed.
+func (c *routeCache) store(key string, t matchmaker.Target, fanout bool, hosts []string) *route {
+	hosts = slices.Clone(hosts)
+	slices.Sort(hosts)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if old := c.m[key]; old != nil && slices.Equal(old.hosts, hosts) {
+		return old
+	}
+	c.gen++
+	r := &route{key: key, target: t, fanout: fanout, hosts: hosts, gen: c.gen}
+	c.m[key] = r
+	return r
+}
+
+// refreshLoop re-reads every cached key each period until ctx ends. A
+// failed read keeps the old hosts (the matchmaker logs the outage); an
+// empty answer evicts the key so the next message looks it up afresh.
+func (c *routeCache) refreshLoop(ctx context.Context, period time.Duration) {
+	if period <= 0 {
+		period = time.Minute
+	}
+	tick := time.NewTicker(period)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		c.refresh(ctx)
+	}
+}
+
+func (c *routeCache) refresh(ctx context.Context) {
+	c.mu.RLock()
+	routes := make([]*route, 0, len(c.m))
+	for _, r := range c.m {
+		routes = append(routes, r)
+	}
+	c.mu.RUnlock()
+	ctx, cancel := context.WithTimeout(ctx, c.check)
+	defer cancel()
+	for _, r := range routes {
+		hosts, err := lookupFunc(c.mm, r.target, r.fanout)(ctx)
+		if err != nil {
+			c.log.Debug("route refresh failed, keeping cached hosts", "key", r.key, "err", err)
+			continue
+		}
+		if len(hosts) == 0 {
+			c.mu.Lock()
+			if c.m[r.key] == r {
+				delete(c.m, r.key)
+			}
+			c.mu.Unlock()
+			c.log.Info("no hosts registered any more", "key", r.key)
+			continue
+		}
+		c.store(r.key, r.target, r.fanout, hosts)
+	}
+}

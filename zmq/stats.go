@@ -1,0 +1,35 @@
+package zmq
+
+import (
+	"maps"
+	"sync"
+	"sync/atomic"
+)
+
+// Stats are a transport's counters since it started.
+type Stats struct {
+	Sent     uint64            // messages handed to libzmq
+	Received uint64            // valid messages received
+	Dropped  map[string]uint64 // messages dropped, by reason
+}
+
+type counters struct {
+	sent, received atomic.Uint64
+	mu             sync.Mutex
+	dropped        map[string]uint64
+}
+
+func (c *counters) drop(reason string) {
+	c.mu.Lock()
+	if c.dropped == nil {
+		c.dropped = make(map[string]uint64)
+	}
+	c.dropped[reason]++
+	c.mu.Unlock()
+}
+
+func (c *counters) snapshot() Stats {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return Stats{Sent: c.sent.Load(), Received: c.received.Load(), Dropped: maps.Clone(c.dropped)}
+}
