@@ -57,7 +57,7 @@ func (t *Transport) listen(targets []matchmaker.Target, notify bool, h messaging
 	if t.isClosed() {
 		return nil, messaging.ErrClosed
 	}
-	bindHost, err := resolveBindAddress(t.cfg.BindAddress)
+	bindHost, err := zsock.ResolveBindAddress(t.cfg.BindAddress)
 	if err != nil {
 		return nil, err
 	}
@@ -74,7 +74,7 @@ func (t *Transport) listen(targets []matchmaker.Target, notify bool, h messaging
 		}
 		var port int
 		if err == nil {
-			port, err = bindRandomPort(s, bindHost, t.cfg.MinPort, t.cfg.MaxPort, t.cfg.BindPortRetries)
+			port, err = zsock.BindRandomPort(s, bindHost, t.cfg.MinPort, t.cfg.MaxPort, t.cfg.BindPortRetries)
 		}
 		if err != nil {
 			_ = s.Close()

@@ -2,7 +2,6 @@ package zmq
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -10,8 +9,7 @@ import (
 
 	"github.com/oslozmq/fabric/config"
 	"github.com/oslozmq/fabric/matchmaker"
-	"github.com/oslozmq/fabric/matchmaker/dummy"
-	mmredis "github.com/oslozmq/fabric/matchmaker/redis"
+	"github.com/oslozmq/fabric/matchmaker/fromconfig"
 	"github.com/oslozmq/fabric/messaging"
 	"github.com/oslozmq/fabric/zmq/internal/zsock"
 	"github.com/oslozmq/fabric/zmq/wire"
@@ -92,7 +90,7 @@ func New(cfg *config.Config, opts ...Option) (*Transport, error) {
 	}
 	t.calls.m = make(map[string]chan callResult)
 	if t.mm == nil {
-		if t.mm, err = NewMatchmaker(context.Background(), cfg, o.log); err != nil {
+		if t.mm, err = fromconfig.New(context.Background(), cfg, o.log); err != nil {
 			return nil, err
 		}
 		t.ownMM = true
@@ -114,30 +112,6 @@ func New(cfg *config.Config, opts ...Option) (*Transport, error) {
 		t.routes.refreshLoop(t.bgCtx, t.cfg.TargetUpdate)
 	}()
 	return t, nil
-}
-
-// NewMatchmaker builds the matchmaker that cfg names.
-func NewMatchmaker(ctx context.Context, cfg *config.Config, log *slog.Logger) (matchmaker.Matchmaker, error) {
-	switch cfg.Matchmaker {
-	case "dummy", "":
-		return dummy.New(), nil
-	case "redis":
-		addrs := cfg.RedisAddrs()
-		if len(addrs) == 0 {
-			return nil, errors.New("zmq: redis matchmaker without a host: set [matchmaker_redis] host or transport_url")
-		}
-		pw := cfg.Redis.Password
-		if len(cfg.Redis.Hosts) > 0 && cfg.Redis.Hosts[0].Password != "" {
-			pw = cfg.Redis.Hosts[0].Password
-		}
-		return mmredis.New(ctx, mmredis.Options{
-			Addr:        addrs[0],
-			Password:    pw,
-			DialTimeout: min(cfg.Redis.SocketTimeout, time.Second),
-			Logger:      log,
-		})
-	}
-	return nil, fmt.Errorf("%w: rpc_zmq_matchmaker = %q", ErrUnsupported, cfg.Matchmaker)
 }
 
 // Matchmaker returns the matchmaker the transport uses.
@@ -175,7 +149,7 @@ func (t *Transport) Close() error {
 	t.calls.failAll(messaging.ErrClosed)
 	// Casts, fanouts and notifications handed to the loop may still wait for
 	// a connection (IMMEDIATE); give them the linger time to leave.
-	dctx, cancel := context.WithTimeout(context.Background(), time.Duration(t.lingerMs())*time.Millisecond)
+	dctx, cancel := context.WithTimeout(context.Background(), time.Duration(zsock.LingerMs(t.cfg))*time.Millisecond)
 	if err := t.loop.Drain(dctx); err != nil {
 		t.log.Warn("closing with messages that found no peer", "err", err)
 	}
@@ -202,50 +176,5 @@ func (t *Transport) closeMM() {
 	}
 }
 
-// lingerMs is the LINGER for our sockets: the configured zmq_linger, or a
-// bounded 2 s when it is infinite, so Close cannot hang on messages queued
-// for a peer that is gone.
-func (t *Transport) lingerMs() int {
-	if t.cfg.Linger >= 0 {
-		return int(t.cfg.Linger / time.Millisecond)
-	}
-	return 2000
-}
-
-// setCommonOptions applies the options every socket gets (reference 1.5).
-func (t *Transport) setCommonOptions(s *zsock.Socket) error {
-	// zmq_tcp_keepalive: < 0 the OS default, 0 off, > 0 on.
-	keepalive := -1
-	switch {
-	case t.cfg.TCPKeepalive == 0:
-		keepalive = 0
-	case t.cfg.TCPKeepalive > 0:
-		keepalive = 1
-	}
-	set := []struct{ opt, v int }{
-		{zsock.OptLinger, t.lingerMs()},
-		{zsock.OptSndHWM, 0},
-		{zsock.OptRcvHWM, 0},
-		{zsock.OptTCPKeepalive, keepalive},
-	}
-	for _, kv := range []struct{ opt, v int }{
-		{zsock.OptTCPKeepaliveIdle, t.cfg.TCPKeepaliveIdle},
-		{zsock.OptTCPKeepaliveCnt, t.cfg.TCPKeepaliveCnt},
-		{zsock.OptTCPKeepaliveIntvl, t.cfg.TCPKeepaliveIntvl},
-	} {
-		if kv.v > 0 {
-			set = append(set, kv)
-		}
-	}
-	if hb := t.cfg.HeartbeatInterval; hb > 0 {
-		set = append(set,
-			struct{ opt, v int }{zsock.OptHeartbeatIvl, int(hb / time.Millisecond)},
-			struct{ opt, v int }{zsock.OptHeartbeatTimeout, int(t.cfg.HeartbeatTimeout / time.Millisecond)})
-	}
-	for _, kv := range set {
-		if err := s.SetInt(kv.opt, kv.v); err != nil {
-			return err
-		}
-	}
-	return nil
-}
+// setCommonOptions applies the options every socket gets.
+func (t *Transport) setCommonOptions(s *zsock.Socket) error { return zsock.CommonOptions(s, t.cfg) }

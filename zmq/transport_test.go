@@ -17,6 +17,7 @@ import (
 	"github.com/oslozmq/fabric/matchmaker"
 	"github.com/oslozmq/fabric/matchmaker/dummy"
 	"github.com/oslozmq/fabric/messaging"
+	"github.com/oslozmq/fabric/zmq/internal/zsock"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -343,7 +344,7 @@ func TestBindAddressForms(t *testing.T) {
 			}
 		})
 	}
-	if _, err := resolveBindAddress("no-such-interface0"); err == nil {
+	if _, err := zsock.ResolveBindAddress("no-such-interface0"); err == nil {
 		t.Fatal("unknown interface accepted")
 	}
 }

@@ -1,17 +1,23 @@
-package zmq
+package zsock
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
 	"strconv"
+	"time"
 
-	"github.com/oslozmq/fabric/zmq/internal/zsock"
+	"github.com/oslozmq/fabric/config"
 )
 
-// resolveBindAddress turns rpc_zmq_bind_address ("*", an IP address or an
+// ErrPortRangeExceeded: no free port was found within
+// rpc_zmq_bind_port_retries attempts.
+var ErrPortRangeExceeded = errors.New("ports range exceeded")
+
+// ResolveBindAddress turns rpc_zmq_bind_address ("*", an IP address or an
 // interface name such as lo or eth0) into the host part of a tcp endpoint.
-func resolveBindAddress(a string) (string, error) {
+func ResolveBindAddress(a string) (string, error) {
 	if a == "" || a == "*" {
 		return "*", nil
 	}
@@ -48,9 +54,9 @@ func resolveBindAddress(a string) (string, error) {
 	return "", fmt.Errorf("rpc_zmq_bind_address = %q: interface has no usable address", a)
 }
 
-// bindRandomPort binds s to a random port of [min, max) on host, trying up
+// BindRandomPort binds s to a random port of [min, max) on host, trying up
 // to retries distinct ports (reference 4.1), and returns the port.
-func bindRandomPort(s *zsock.Socket, host string, min, max, retries int) (int, error) {
+func BindRandomPort(s *Socket, host string, min, max, retries int) (int, error) {
 	n := max - min
 	if n <= 0 {
 		return 0, fmt.Errorf("%w: empty range rpc_zmq_min_port %d .. rpc_zmq_max_port %d", ErrPortRangeExceeded, min, max)
@@ -82,4 +88,53 @@ func bindRandomPort(s *zsock.Socket, host string, min, max, retries int) (int, e
 	}
 	return 0, fmt.Errorf("%w: no free port on %s in [rpc_zmq_min_port %d, rpc_zmq_max_port %d) after rpc_zmq_bind_port_retries = %d attempts: %v",
 		ErrPortRangeExceeded, host, min, max, retries, last)
+}
+
+// CommonOptions applies the options every socket of the driver and the
+// proxy gets (reference 1.5): unlimited HWMs as oslo sets them, LINGER,
+// TCP keepalive and ZMTP heartbeats from cfg.
+func CommonOptions(s *Socket, cfg *config.Config) error {
+	// zmq_tcp_keepalive: < 0 the OS default, 0 off, > 0 on.
+	keepalive := -1
+	switch {
+	case cfg.TCPKeepalive == 0:
+		keepalive = 0
+	case cfg.TCPKeepalive > 0:
+		keepalive = 1
+	}
+	set := [][2]int{
+		{OptLinger, LingerMs(cfg)},
+		{OptSndHWM, 0},
+		{OptRcvHWM, 0},
+		{OptTCPKeepalive, keepalive},
+	}
+	for _, kv := range [][2]int{
+		{OptTCPKeepaliveIdle, cfg.TCPKeepaliveIdle},
+		{OptTCPKeepaliveCnt, cfg.TCPKeepaliveCnt},
+		{OptTCPKeepaliveIntvl, cfg.TCPKeepaliveIntvl},
+	} {
+		if kv[1] > 0 {
+			set = append(set, kv)
+		}
+	}
+	if hb := cfg.HeartbeatInterval; hb > 0 {
+		set = append(set,
+			[2]int{OptHeartbeatIvl, int(hb / time.Millisecond)},
+			[2]int{OptHeartbeatTimeout, int(cfg.HeartbeatTimeout / time.Millisecond)})
+	}
+	for _, kv := range set {
+		if err := s.SetInt(kv[0], kv[1]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// LingerMs is the LINGER for our sockets: zmq_linger, or a bounded 2 s when
+// it is infinite, so closing cannot hang on messages for a peer that is gone.
+func LingerMs(cfg *config.Config) int {
+	if cfg.Linger >= 0 {
+		return int(cfg.Linger / time.Millisecond)
+	}
+	return 2000
 }
