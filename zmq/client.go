@@ -38,14 +38,32 @@ func (t *Transport) Call(ctx context.Context, target messaging.Target, msg *mess
 		return nil, t.ctxError(ctx, err)
 	}
 	id := t.ids.next()
-	frames := wire.DirectRequest(wire.Call, id, payload)
 	deadline, _ := ctx.Deadline()
 	ch := t.calls.add(id)
-	err = t.loop.Do(func() {
-		t.sendRoute(rt, frames, 1, deadline, func(err error) {
-			t.calls.complete(id, callResult{err: t.sendError(rt, err)})
+	if t.cfg.UseRouterProxy {
+		if err := t.proxies.wait(ctx); err != nil {
+			t.calls.remove(id)
+			return nil, t.ctxError(ctx, err)
+		}
+		frames := wire.ProxyRequest(wire.Call, []byte(rt.pick()), id, payload)
+		if t.acks != nil {
+			// Tracked before the send, so an ack cannot come first.
+			t.acks.track(id, frames, opts.Retry)
+			defer t.acks.forget(id)
+		}
+		err = t.loop.Do(func() {
+			t.sendToProxy(frames, deadline, func(err error) {
+				t.calls.complete(id, callResult{err: t.proxySendError(err)})
+			})
 		})
-	})
+	} else {
+		frames := wire.DirectRequest(wire.Call, id, payload)
+		err = t.loop.Do(func() {
+			t.sendRoute(rt, frames, 1, deadline, func(err error) {
+				t.calls.complete(id, callResult{err: t.sendError(rt, err)})
+			})
+		})
+	}
 	if err != nil {
 		t.calls.remove(id)
 		return nil, messaging.ErrClosed
@@ -108,7 +126,7 @@ func (t *Transport) Cast(ctx context.Context, target messaging.Target, msg *mess
 	if target.Fanout {
 		return t.multisend(ctx, wire.CastFanout, target, msg)
 	}
-	return t.castOne(ctx, target, msg)
+	return t.castOne(ctx, target, msg, opts)
 }
 
 // Notify implements messaging.Driver: every listener of the topic gets a copy.
@@ -116,7 +134,7 @@ func (t *Transport) Notify(ctx context.Context, target messaging.Target, msg *me
 	return t.multisend(ctx, wire.Notify, target, msg)
 }
 
-func (t *Transport) castOne(ctx context.Context, target messaging.Target, msg *messaging.Message) error {
+func (t *Transport) castOne(ctx context.Context, target messaging.Target, msg *messaging.Message, opts messaging.SendOptions) error {
 	if t.isClosed() {
 		return messaging.ErrClosed
 	}
@@ -128,32 +146,65 @@ func (t *Transport) castOne(ctx context.Context, target messaging.Target, msg *m
 	if err != nil {
 		return err
 	}
-	frames := wire.DirectRequest(wire.Cast, t.ids.next(), payload)
-	return t.handOff(rt, frames, 1, wire.Cast)
+	id := t.ids.next()
+	if !t.cfg.UseRouterProxy {
+		return t.handOff(rt, wire.DirectRequest(wire.Cast, id, payload), 1, wire.Cast)
+	}
+	if err := t.waitProxies(ctx); err != nil {
+		return err
+	}
+	frames := wire.ProxyRequest(wire.Cast, []byte(rt.pick()), id, payload)
+	if t.acks != nil {
+		t.acks.track(id, frames, opts.Retry)
+	}
+	return t.handOffProxy(wire.Cast, frames)
 }
 
-// multisend sends one copy per registered host (fanout and notifications in
-// direct mode; reference 1.6). With use_pub_sub the Python driver would use
-// the router proxy's PUB; without a proxy this driver always sends direct.
+// multisend delivers to every server of the topic (fanout, notifications;
+// reference 1.4, 1.6): through a router proxy's PUB with use_pub_sub, one
+// copy per server identity through the proxies in proxy mode without it,
+// else one copy per server host directly. In direct mode with use_pub_sub
+// a fanout goes directly while no proxy is registered, so that it is not
+// lost.
 func (t *Transport) multisend(ctx context.Context, typ wire.MsgType, target messaging.Target, msg *messaging.Message) error {
 	if t.isClosed() {
 		return messaging.ErrClosed
-	}
-	if t.cfg.UsePubSub {
-		t.pubSubLog.Do(func() {
-			t.log.Info("use_pub_sub = true: fanout and notifications go directly to every server, one copy each, until the router proxy's PUB/SUB is available")
-		})
 	}
 	payload, err := t.codec.EncodeRequest(msg.Context, msg.Body)
 	if err != nil {
 		return fmt.Errorf("encode request: %w", err)
 	}
+	id := t.ids.next()
+	switch {
+	case t.cfg.UsePubSub && (t.cfg.UseRouterProxy || t.proxies.anyNow(ctx)):
+		if err := t.waitProxies(ctx); err != nil {
+			return err
+		}
+		return t.handOffProxy(typ, wire.ProxyRequest(typ, []byte(target.Topic), id, payload))
+	case t.cfg.UseRouterProxy:
+		rt, err := t.routes.get(ctx, target, true)
+		if err != nil {
+			return err
+		}
+		if err := t.waitProxies(ctx); err != nil {
+			return err
+		}
+		copies := make([][][]byte, len(rt.hosts))
+		for i, h := range rt.hosts {
+			copies[i] = wire.ProxyRequest(typ, []byte(h), id, payload)
+		}
+		return t.handOffProxy(typ, copies...)
+	}
+	if t.cfg.UsePubSub {
+		t.pubSubLog.Do(func() {
+			t.log.Warn("use_pub_sub = true but no router proxy is registered: fanout and notifications go directly to every server, one copy each, until one is")
+		})
+	}
 	rt, err := t.routes.get(ctx, target, true)
 	if err != nil {
 		return err
 	}
-	frames := wire.DirectRequest(typ, t.ids.next(), payload)
-	return t.handOff(rt, frames, len(rt.hosts), typ)
+	return t.handOff(rt, wire.DirectRequest(typ, id, payload), len(rt.hosts), typ)
 }
 
 // handOff queues an unanswered message for the loop; a message that no

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/oslozmq/fabric/config"
@@ -16,12 +17,19 @@ import (
 
 // route is an immutable snapshot of the hosts of one registry key; gen
 // changes whenever the hosts do, so the loop can tell when to reconnect.
+// In proxy mode the hosts are server DEALER identities, picked round-robin.
 type route struct {
 	key    string
 	target matchmaker.Target
 	fanout bool
 	hosts  []string
 	gen    uint64
+	rr     atomic.Uint64
+}
+
+// pick returns the next host in round-robin order.
+func (r *route) pick() string {
+	return r.hosts[(r.rr.Add(1)-1)%uint64(len(r.hosts))]
 }
 
 // routeCache is the client's view of the matchmaker (reference 3.3): a
@@ -29,6 +37,7 @@ type route struct {
 // costs no matchmaker round trip in steady state.
 type routeCache struct {
 	mm    matchmaker.Matchmaker
+	lt    matchmaker.ListenerType // ROUTER hosts in direct mode, DEALER identities in proxy mode
 	log   *slog.Logger
 	wait  time.Duration // [matchmaker_redis] wait_timeout: longest pause between lookups of an empty key
 	check time.Duration // [matchmaker_redis] check_timeout: lookup budget without a deadline
@@ -38,9 +47,10 @@ type routeCache struct {
 	gen uint64
 }
 
-func newRouteCache(mm matchmaker.Matchmaker, cfg *config.Config, log *slog.Logger) *routeCache {
+func newRouteCache(mm matchmaker.Matchmaker, lt matchmaker.ListenerType, cfg *config.Config, log *slog.Logger) *routeCache {
 	return &routeCache{
 		mm:    mm,
+		lt:    lt,
 		log:   log,
 		wait:  max(cfg.Redis.WaitTimeout, 10*time.Millisecond),
 		check: max(cfg.Redis.CheckTimeout, time.Second),
@@ -48,11 +58,11 @@ func newRouteCache(mm matchmaker.Matchmaker, cfg *config.Config, log *slog.Logge
 	}
 }
 
-func lookupFunc(mm matchmaker.Matchmaker, t matchmaker.Target, fanout bool) func(context.Context) ([]string, error) {
+func (c *routeCache) lookupFunc(t matchmaker.Target, fanout bool) func(context.Context) ([]string, error) {
 	if fanout {
-		return func(ctx context.Context) ([]string, error) { return mm.HostsFanout(ctx, t, matchmaker.Router) }
+		return func(ctx context.Context) ([]string, error) { return c.mm.HostsFanout(ctx, t, c.lt) }
 	}
-	return func(ctx context.Context) ([]string, error) { return mm.Hosts(ctx, t, matchmaker.Router) }
+	return func(ctx context.Context) ([]string, error) { return c.mm.Hosts(ctx, t, c.lt) }
 }
 
 // get returns the hosts for target, looking them up on a cache miss and
@@ -61,9 +71,9 @@ func lookupFunc(mm matchmaker.Matchmaker, t matchmaker.Target, fanout bool) func
 // server that registers a moment later is found quickly).
 func (c *routeCache) get(ctx context.Context, target messaging.Target, fanout bool) (*route, error) {
 	mt := matchmaker.Target{Topic: target.Topic, Server: target.Server}
-	key := matchmaker.Key(matchmaker.Router, mt)
+	key := matchmaker.Key(c.lt, mt)
 	if fanout {
-		key = matchmaker.FanoutKey(matchmaker.Router, target.Topic)
+		key = matchmaker.FanoutKey(c.lt, target.Topic)
 	}
 	c.mu.RLock()
 	r := c.m[key]
@@ -72,7 +82,7 @@ func (c *routeCache) get(ctx context.Context, target messaging.Target, fanout bo
 		return r, nil
 	}
 
-	lookup := lookupFunc(c.mm, mt, fanout)
+	lookup := c.lookupFunc(mt, fanout)
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.check)
@@ -146,7 +156,7 @@ func (c *routeCache) refresh(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, c.check)
 	defer cancel()
 	for _, r := range routes {
-		hosts, err := lookupFunc(c.mm, r.target, r.fanout)(ctx)
+		hosts, err := c.lookupFunc(r.target, r.fanout)(ctx)
 		if err != nil {
 			c.log.Debug("route refresh failed, keeping cached hosts", "key", r.key, "err", err)
 			continue

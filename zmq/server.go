@@ -1,6 +1,7 @@
 package zmq
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -15,15 +16,23 @@ import (
 	"github.com/oslozmq/fabric/zmq/wire"
 )
 
-// listener is one bound ROUTER serving an RPC server's target, or a set of
-// notification targets, registered in the matchmaker while it runs.
+// listener serves an RPC server's target, or a set of notification
+// targets, registered in the matchmaker while it runs: a bound ROUTER in
+// direct mode, a DEALER per proxy in proxy mode, plus a SUB on every
+// proxy's PUB with use_pub_sub.
 type listener struct {
 	t       *Transport
-	sock    *zsock.Socket
-	host    string // rpc_zmq_host:port as registered
+	sock    *zsock.Socket            // direct mode: the ROUTER
+	dealers map[string]*zsock.Socket // proxy mode: a DEALER per proxy address; loop goroutine only
+	sub     *zsock.Socket            // use_pub_sub only
+	subMon  *zsock.Socket            // monitor of sub
+	subUp   map[string]bool          // publisher endpoints sub has a live connection to; loop goroutine only
+	host    string                   // rpc_zmq_host:port (direct) or the DEALER identity (proxy), as registered
+	lt      matchmaker.ListenerType
 	targets []matchmaker.Target
 	notify  bool
 	h       messaging.Handler
+	seen    *ttlCache // acked delivery: ids received lately; loop goroutine only
 
 	stopOnce sync.Once
 	cancel   context.CancelFunc
@@ -57,12 +66,87 @@ func (t *Transport) listen(targets []matchmaker.Target, notify bool, h messaging
 	if t.isClosed() {
 		return nil, messaging.ErrClosed
 	}
-	bindHost, err := zsock.ResolveBindAddress(t.cfg.BindAddress)
+	l := &listener{t: t, targets: targets, notify: notify, h: h, lt: t.listenerType(), done: make(chan struct{})}
+	var err error
+	if t.proxies != nil {
+		// Connect to the proxies already registered before registering.
+		t.proxies.anyNow(context.Background())
+	}
+	if t.cfg.UseRouterProxy {
+		err = t.loop.Call(l.openDealer)
+	} else {
+		err = l.openRouter()
+	}
+	if err == nil && t.cfg.UsePubSub {
+		err = t.loop.Call(l.openSub)
+	}
 	if err != nil {
+		l.closeSocket()
 		return nil, err
 	}
-	l := &listener{t: t, targets: targets, notify: notify, h: h, done: make(chan struct{})}
-	err = t.loop.Call(func() error {
+	if t.cfg.UseRouterProxy {
+		l.awaitProxyConnection()
+	}
+	if l.sub != nil {
+		l.awaitSubscriptions()
+	}
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		l.closeSocket()
+		return nil, messaging.ErrClosed
+	}
+	t.listeners[l] = struct{}{}
+	t.mu.Unlock()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	l.cancel = cancel
+	// The first registration is synchronous so a client started right after
+	// Listen returns finds this server; a matchmaker outage is not fatal:
+	// the updater keeps trying (reference 3.4).
+	regErr := l.register(ctx)
+	go l.updater(ctx, regErr != nil)
+	t.log.Info("listening", "host", l.host, "type", l.lt, "targets", targets, "notifications", notify, "pub_sub", l.sub != nil)
+	return l, nil
+}
+
+// awaitProxyConnection waits, for a second at most, until the DEALER has a
+// live proxy connection (with IMMEDIATE a DEALER is writable only then), so
+// that proxies know this server's identity before clients find it in the
+// matchmaker. Without any proxy yet it returns at once: the server is
+// registered and connects when proxies appear.
+func (l *listener) awaitProxyConnection() {
+	t := l.t
+	if !t.proxies.any() {
+		return
+	}
+	deadline := time.Now().Add(time.Second)
+	for pause := time.Millisecond; time.Now().Before(deadline); pause = min(2*pause, 50*time.Millisecond) {
+		up := false
+		_ = t.loop.Call(func() error {
+			for _, s := range l.dealers {
+				if ev, err := s.Events(); err == nil && ev&zsock.PollOut != 0 {
+					up = true
+				}
+			}
+			return nil
+		})
+		if up {
+			return
+		}
+		time.Sleep(pause)
+	}
+	t.log.Warn("no router proxy connection yet; registering anyway", "identity", l.host)
+}
+
+// openRouter binds the direct-mode ROUTER on a random port.
+func (l *listener) openRouter() error {
+	t := l.t
+	bindHost, err := zsock.ResolveBindAddress(t.cfg.BindAddress)
+	if err != nil {
+		return err
+	}
+	return t.loop.Call(func() error {
 		s, err := t.zctx.NewSocket(zsock.ROUTER)
 		if err != nil {
 			return err
@@ -82,30 +166,142 @@ func (t *Transport) listen(targets []matchmaker.Target, notify bool, h messaging
 		}
 		l.sock = s
 		l.host = net.JoinHostPort(t.cfg.Host, strconv.Itoa(port))
-		t.loop.Add(s, l.onRequest)
+		t.loop.Add(s, func(frames [][]byte, err error) { l.onRequest(s, frames, err) })
 		return nil
 	})
+}
+
+// openDealer sets up the proxy-mode DEALERs: one per proxy, all with one
+// identity "<host>/<topic>[/<server>]/<uuid4>", so that every proxy routes
+// to this server by the identity it registers (reference 1.5, 5.7). One
+// socket per proxy, rather than one connected to all, lets a reply or ack
+// leave by the proxy its request came through, which knows the caller: a
+// client that has not yet connected to every proxy still gets its reply.
+// Loop goroutine only.
+func (l *listener) openDealer() error {
+	t := l.t
+	u := newUUID4()
+	l.host = t.cfg.Host + "/" + matchmaker.Key("", l.targets[0]) + "/" + string(u[:])
+	l.dealers = make(map[string]*zsock.Socket)
+	if t.cfg.UseAcks {
+		l.seen = newTTLCache(t.cfg.MessageTTL)
+	}
+	var firstErr error
+	t.follow(l, routers, func(addrs []string) {
+		want := make(map[string]bool, len(addrs))
+		for _, a := range addrs {
+			want[a] = true
+			if l.dealers[a] != nil {
+				continue
+			}
+			s, err := l.newDealer(a)
+			if err != nil {
+				firstErr = cmp.Or(firstErr, err)
+				t.log.Warn("connect to proxy failed", "addr", a, "err", err)
+				continue
+			}
+			l.dealers[a] = s
+		}
+		for a, s := range l.dealers {
+			if !want[a] {
+				t.loop.Remove(s)
+				_ = s.Close()
+				delete(l.dealers, a)
+			}
+		}
+	})
+	if firstErr != nil && len(l.dealers) == 0 {
+		t.unwatchProxies(l)
+		return firstErr
+	}
+	return nil
+}
+
+func (l *listener) newDealer(addr string) (*zsock.Socket, error) {
+	t := l.t
+	s, err := t.zctx.NewSocket(zsock.DEALER)
 	if err != nil {
 		return nil, err
 	}
-	t.mu.Lock()
-	if t.closed {
-		t.mu.Unlock()
-		l.closeSocket()
-		return nil, messaging.ErrClosed
+	if err = t.setCommonOptions(s); err == nil {
+		err = s.SetBytes(zsock.OptIdentity, []byte(l.host))
 	}
-	t.listeners[l] = struct{}{}
-	t.mu.Unlock()
+	// Sends wait for (or skip) a proxy that is not connected.
+	if err == nil {
+		err = s.SetInt(zsock.OptImmediate, 1)
+	}
+	if err == nil {
+		err = s.Connect("tcp://" + addr)
+	}
+	if err != nil {
+		_ = s.Close()
+		return nil, err
+	}
+	t.loop.Add(s, func(frames [][]byte, err error) { l.onRequest(s, frames, err) })
+	return s, nil
+}
 
-	ctx, cancel := context.WithCancel(context.Background())
-	l.cancel = cancel
-	// The first registration is synchronous so a client started right after
-	// Listen returns finds this server; a matchmaker outage is not fatal:
-	// the updater keeps trying (reference 3.4).
-	regErr := l.register(ctx)
-	go l.updater(ctx, regErr != nil)
-	t.log.Info("listening", "host", l.host, "targets", targets, "notifications", notify)
-	return l, nil
+// openSub makes the SUB on every proxy's PUB, subscribed to each target's
+// topic. Loop goroutine only.
+func (l *listener) openSub() error {
+	t := l.t
+	s, err := t.zctx.NewSocket(zsock.SUB)
+	if err != nil {
+		return err
+	}
+	if err = t.setCommonOptions(s); err != nil {
+		_ = s.Close()
+		return err
+	}
+	for _, tg := range l.targets {
+		if err := s.SetBytes(zsock.OptSubscribe, []byte(tg.Topic)); err != nil {
+			_ = s.Close()
+			return err
+		}
+	}
+	// The monitor tells when subscriptions are in place (a SUB misses what
+	// is published before: ZeroMQ's slow joiner).
+	mon, err := t.zctx.Monitor(s, zsock.EventHandshakeSucceeded|zsock.EventDisconnected)
+	if err != nil {
+		_ = s.Close()
+		return err
+	}
+	l.sub, l.subMon, l.subUp = s, mon, make(map[string]bool)
+	t.loop.Add(s, l.onPublished)
+	t.loop.Add(mon, l.onSubEvent)
+	t.watchProxies(s, publishers)
+	return nil
+}
+
+func (l *listener) onSubEvent(frames [][]byte, err error) {
+	ev, err := zsock.ParseEvent(frames)
+	if err != nil {
+		return
+	}
+	switch ev.Kind {
+	case zsock.EventHandshakeSucceeded:
+		l.subUp[ev.Endpoint] = true
+	case zsock.EventDisconnected:
+		delete(l.subUp, ev.Endpoint)
+	}
+}
+
+// awaitSubscriptions waits, for a second at most, until the SUB is
+// connected to every known publisher, so that a fanout sent after Listen
+// returns is not missed.
+func (l *listener) awaitSubscriptions() {
+	t := l.t
+	deadline := time.Now().Add(time.Second)
+	for pause := time.Millisecond; time.Now().Before(deadline); pause = min(2*pause, 50*time.Millisecond) {
+		pubs := t.proxies.addresses(publishers)
+		var up int
+		_ = t.loop.Call(func() error { up = len(l.subUp); return nil })
+		if up >= len(pubs) {
+			return
+		}
+		time.Sleep(pause)
+	}
+	t.log.Warn("not subscribed to every router proxy publisher yet", "identity", l.host)
 }
 
 func (l *listener) register(ctx context.Context) error {
@@ -113,7 +309,7 @@ func (l *listener) register(ctx context.Context) error {
 	defer cancel()
 	var errs []error
 	for _, tg := range l.targets {
-		if err := l.t.mm.Register(ctx, tg, l.host, matchmaker.Router, l.t.cfg.TargetExpire); err != nil {
+		if err := l.t.mm.Register(ctx, tg, l.host, l.lt, l.t.cfg.TargetExpire); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -158,7 +354,7 @@ func (l *listener) Stop() error {
 		<-l.done
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		for _, tg := range l.targets {
-			if err := l.t.mm.Unregister(ctx, tg, l.host, matchmaker.Router); err != nil {
+			if err := l.t.mm.Unregister(ctx, tg, l.host, l.lt); err != nil {
 				l.t.log.Warn("unregister failed", "host", l.host, "err", err)
 			}
 		}
@@ -173,25 +369,145 @@ func (l *listener) Stop() error {
 
 func (l *listener) closeSocket() {
 	_ = l.t.loop.Call(func() error {
-		l.t.loop.Remove(l.sock)
-		return l.sock.Close()
+		// The monitor's PAIR closes after the socket it watches.
+		l.t.unwatchProxies(l)
+		socks := []*zsock.Socket{l.sock, l.sub, l.subMon}
+		for _, s := range l.dealers {
+			socks = append(socks, s)
+		}
+		for _, s := range socks {
+			if s != nil {
+				l.t.unwatchProxies(s)
+				l.t.loop.Remove(s)
+				_ = s.Close()
+			}
+		}
+		return nil
 	})
 }
 
 // onRequest validates and decodes what the ROUTER receives (reference D1'),
 // then hands it to the handler. Anything malformed is dropped and counted;
 // the loop goes on.
-func (l *listener) onRequest(frames [][]byte, err error) {
+func (l *listener) onRequest(via *zsock.Socket, frames [][]byte, err error) {
 	t := l.t
 	if err != nil {
 		t.dropped("too_many_frames", err, "server")
 		return
 	}
-	req, err := wire.ParseDirectRequest(frames)
+	var req wire.Request
+	if l.dealers != nil {
+		req, err = wire.ParseServerRequest(frames)
+	} else {
+		req, err = wire.ParseDirectRequest(frames)
+	}
 	if err != nil {
 		t.dropped(wire.DropReason(err), err, "server")
 		return
 	}
+	var entry *cacheEntry
+	if l.seen != nil && (req.Type == wire.Call || req.Type == wire.Cast) {
+		var dup bool
+		if entry, dup = l.checkDuplicate(via, req); dup {
+			return
+		}
+	}
+	l.dispatch(req, via, entry)
+}
+
+// checkDuplicate is acked delivery on the server (reference 5.4): it acks
+// the request at once, before dispatch, which may take long; a request
+// seen within rpc_message_ttl is a re-send, acked again and answered from
+// the reply cache instead of dispatched twice. Loop goroutine only.
+func (l *listener) checkDuplicate(via *zsock.Socket, req wire.Request) (*cacheEntry, bool) {
+	t := l.t
+	now := time.Now()
+	e, dup := l.seen.get(req.ID, now)
+	l.sendOut(via, wire.Ack, wire.ProxyAck(req.Peer, req.ID), req.ID)
+	if dup {
+		t.stats.drop("duplicate")
+		t.log.Debug("dropping duplicate", "msg_id", string(req.ID), "reply_cached", e.reply != nil)
+		if e.reply != nil {
+			l.sendOut(via, wire.Reply, e.reply, req.ID)
+		}
+		return nil, true
+	}
+	return l.seen.add(req.ID, now), false
+}
+
+// sendOut sends an ack or a reply, unless a test drops it: on the ROUTER
+// in direct mode; in proxy mode by the proxy the request came through, or
+// another one if that proxy is not connected. Loop goroutine only.
+func (l *listener) sendOut(via *zsock.Socket, typ wire.MsgType, frames [][]byte, id []byte) {
+	t := l.t
+	if t.testDrop != nil && t.testDrop(typ) {
+		return
+	}
+	t.stats.sent.Add(1)
+	onDrop := func(err error) {
+		what := "reply"
+		if typ == wire.Ack {
+			what = "ack"
+		}
+		t.stats.drop(what + "_unroutable")
+		t.log.Warn(what+" dropped: the caller cannot be reached", "msg_id", string(id), "err", err)
+	}
+	if l.dealers == nil {
+		t.loop.Send(l.sock, frames, time.Time{}, onDrop)
+		return
+	}
+	socks := make([]*zsock.Socket, 0, len(l.dealers)+1)
+	socks = append(socks, via)
+	for _, s := range l.dealers {
+		if s != via {
+			socks = append(socks, s)
+		}
+	}
+	l.sendVia(socks, frames, time.Now().Add(t.cfg.ResponseTimeout), onDrop)
+}
+
+// sendVia sends on the first of socks that takes the message now; if none
+// does, the last one queues it until deadline (IMMEDIATE: until a proxy
+// connection is up).
+func (l *listener) sendVia(socks []*zsock.Socket, frames [][]byte, deadline time.Time, onDrop func(error)) {
+	if len(socks) == 1 {
+		l.t.loop.Send(socks[0], frames, deadline, onDrop)
+		return
+	}
+	l.t.loop.Send(socks[0], frames, time.Time{}, func(err error) {
+		if errors.Is(err, zsock.ErrAgain) || errors.Is(err, zsock.ErrSendExpired) || errors.Is(err, zsock.ErrLoopClosed) {
+			l.sendVia(socks[1:], frames, deadline, onDrop)
+			return
+		}
+		onDrop(err)
+	})
+}
+
+// onPublished handles what the SUB receives (reference P6). SUB filters
+// are prefixes, so the topic is compared for equality (gotcha 6).
+func (l *listener) onPublished(frames [][]byte, err error) {
+	t := l.t
+	if err != nil {
+		t.dropped("too_many_frames", err, "subscriber")
+		return
+	}
+	req, err := wire.ParseSub(frames)
+	if err != nil {
+		t.dropped(wire.DropReason(err), err, "subscriber")
+		return
+	}
+	for _, tg := range l.targets {
+		if string(req.Topic) == tg.Topic {
+			l.dispatch(req, nil, nil)
+			return
+		}
+	}
+	// Another topic sharing our prefix: not for us, not an error.
+}
+
+// dispatch decodes a valid request and hands it to the handler.
+func (l *listener) dispatch(req wire.Request, via *zsock.Socket, entry *cacheEntry) {
+	t := l.t
 	if l.notify != (req.Type == wire.Notify) {
 		t.dropped("unexpected_type", fmt.Errorf("%s on a %s listener", req.Type, map[bool]string{true: "notification", false: "RPC"}[l.notify]), "server")
 		return
@@ -202,16 +518,18 @@ func (l *listener) onRequest(frames [][]byte, err error) {
 		return
 	}
 	t.stats.received.Add(1)
-	l.h(&incoming{l: l, typ: req.Type, peer: req.Peer, id: req.ID, msg: messaging.Message{Context: rc, Body: body}})
+	l.h(&incoming{l: l, via: via, typ: req.Type, peer: req.Peer, id: req.ID, entry: entry, msg: messaging.Message{Context: rc, Body: body}})
 }
 
 // incoming is a received message; Reply answers a CALL on the ROUTER it came
 // from (reference D2).
 type incoming struct {
 	l       *listener
+	via     *zsock.Socket // the socket the request came on
 	typ     wire.MsgType
 	peer    []byte
 	id      []byte
+	entry   *cacheEntry // acked delivery: where the reply is kept for re-sends
 	msg     messaging.Message
 	replied bool
 }
@@ -228,14 +546,18 @@ func (in *incoming) Reply(result any, failure *messaging.Failure) error {
 	if err != nil {
 		return err
 	}
-	frames := wire.DirectReply(in.peer, in.id, payload)
-	sock := in.l.sock
+	l := in.l
+	var frames [][]byte
+	if l.dealers != nil {
+		frames = wire.ProxyReply(in.peer, in.id, payload)
+	} else {
+		frames = wire.DirectReply(in.peer, in.id, payload)
+	}
 	err = t.loop.Do(func() {
-		t.loop.Send(sock, frames, time.Time{}, func(err error) {
-			t.stats.drop("reply_unroutable")
-			t.log.Warn("reply dropped: the caller is no longer connected", "msg_id", string(in.id), "err", err)
-		})
-		t.stats.sent.Add(1)
+		if in.entry != nil {
+			in.entry.reply = frames
+		}
+		l.sendOut(in.via, wire.Reply, frames, in.id)
 	})
 	if err != nil {
 		return messaging.ErrClosed

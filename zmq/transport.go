@@ -45,9 +45,20 @@ type Transport struct {
 	calls  pendingCalls
 	routes *routeCache
 
+	// Proxy mode and pub/sub (nil without either): the registered router
+	// proxies, and the acked-delivery manager (rpc_use_acks in proxy mode).
+	proxies *proxyDirectory
+	acks    *ackManager
+
 	// Loop goroutine only.
-	rrSocks  map[string]*dealer
-	fanSocks map[string]*dealer
+	rrSocks    map[string]*dealer
+	fanSocks   map[string]*dealer
+	front      *zsock.Socket      // proxy mode: the client DEALER on every proxy front-end
+	proxyConns map[any]*proxyConn // by socket or listener
+
+	// testDrop, set by tests before use, makes a server silently drop the
+	// outgoing acks or replies it returns true for (lost-message tests).
+	testDrop func(typ wire.MsgType) bool
 
 	mu        sync.Mutex
 	closed    bool
@@ -71,22 +82,20 @@ func New(cfg *config.Config, opts ...Option) (*Transport, error) {
 	if o.log == nil {
 		o.log = slog.Default()
 	}
-	if cfg.UseRouterProxy {
-		return nil, fmt.Errorf("%w: use_router_proxy = true (proxy mode) is not available in this build yet; set use_router_proxy = false", ErrUnsupported)
-	}
 	codec, err := wire.NewCodec(cfg.Serialization)
 	if err != nil {
 		return nil, fmt.Errorf("zmq: rpc_zmq_serialization: %w", err)
 	}
 	t := &Transport{
-		cfg:       cfg,
-		log:       o.log,
-		mm:        o.mm,
-		codec:     codec,
-		ids:       newIDGen(),
-		rrSocks:   make(map[string]*dealer),
-		fanSocks:  make(map[string]*dealer),
-		listeners: make(map[*listener]struct{}),
+		cfg:        cfg,
+		log:        o.log,
+		mm:         o.mm,
+		codec:      codec,
+		ids:        newIDGen(),
+		rrSocks:    make(map[string]*dealer),
+		fanSocks:   make(map[string]*dealer),
+		proxyConns: make(map[any]*proxyConn),
+		listeners:  make(map[*listener]struct{}),
 	}
 	t.calls.m = make(map[string]chan callResult)
 	if t.mm == nil {
@@ -104,14 +113,43 @@ func New(cfg *config.Config, opts ...Option) (*Transport, error) {
 		t.closeMM()
 		return nil, err
 	}
-	t.routes = newRouteCache(t.mm, cfg, o.log)
+	t.routes = newRouteCache(t.mm, t.listenerType(), cfg, o.log)
 	t.bgCtx, t.cancelBg = context.WithCancel(context.Background())
+	t.goBg(func(ctx context.Context) { t.routes.refreshLoop(ctx, t.cfg.TargetUpdate) })
+	if cfg.UseRouterProxy || cfg.UsePubSub {
+		// Servers find a new proxy within zmq_target_update; clients wait
+		// that long (and a second) before sending through it.
+		grace := cfg.TargetUpdate + time.Second
+		t.proxies = newProxyDirectory(t.mm, o.log, grace, func() {
+			// Sockets follow the directory on the loop, queued before any
+			// send that waited for this change.
+			_ = t.loop.Do(t.syncProxies)
+		})
+		t.goBg(func(ctx context.Context) { t.proxies.refreshLoop(ctx, t.cfg.TargetUpdate) })
+	}
+	if cfg.UseRouterProxy && cfg.UseAcks {
+		t.acks = newAckManager(t)
+		t.goBg(t.acks.run)
+	}
+	return t, nil
+}
+
+// goBg runs fn until Close.
+func (t *Transport) goBg(fn func(ctx context.Context)) {
 	t.bg.Add(1)
 	go func() {
 		defer t.bg.Done()
-		t.routes.refreshLoop(t.bgCtx, t.cfg.TargetUpdate)
+		fn(t.bgCtx)
 	}()
-	return t, nil
+}
+
+// listenerType is what servers listen with and register: ROUTER host:port
+// in direct mode, DEALER identities in proxy mode.
+func (t *Transport) listenerType() matchmaker.ListenerType {
+	if t.cfg.UseRouterProxy {
+		return matchmaker.Dealer
+	}
+	return matchmaker.Router
 }
 
 // Matchmaker returns the matchmaker the transport uses.
@@ -161,6 +199,12 @@ func (t *Transport) Close() error {
 				_ = d.sock.Close()
 				delete(m, k)
 			}
+		}
+		if t.front != nil {
+			t.unwatchProxies(t.front)
+			t.loop.Remove(t.front)
+			_ = t.front.Close()
+			t.front = nil
 		}
 		return nil
 	})

@@ -65,6 +65,13 @@ func (r *recorder) handle(in messaging.Incoming) {
 	case "fail":
 		_ = in.Reply(nil, &messaging.Failure{Class: "ValueError", Module: "builtins", Message: arg})
 	case "ignore":
+	case "slow":
+		// The handler runs on the receive loop: work that takes time
+		// leaves it, as messaging.Server does.
+		go func() {
+			time.Sleep(350 * time.Millisecond)
+			_ = in.Reply(r.name+":"+arg, nil)
+		}()
 	default:
 		_ = in.Reply(r.name+":"+arg, nil)
 	}

@@ -1,0 +1,81 @@
+package zmq
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/oslozmq/fabric/matchmaker"
+	"github.com/oslozmq/fabric/matchmaker/dummy"
+)
+
+func TestProxyDirectoryGrace(t *testing.T) {
+	ctx := context.Background()
+	mm := dummy.New()
+	now := time.Unix(1000, 0)
+	changes := 0
+	d := newProxyDirectory(mm, slog.New(slog.NewTextHandler(io.Discard, nil)), 10*time.Second, func() { changes++ })
+	d.now = func() time.Time { return now }
+	reg := func(n string) {
+		t.Helper()
+		if err := mm.RegisterPublisher(ctx, matchmaker.Publisher{PubAddress: "pub" + n, RouterAddress: "fe" + n}, 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := mm.RegisterRouter(ctx, "be"+n, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	refresh := func() {
+		t.Helper()
+		if _, err := d.refresh(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check := func(step string, k proxyAddrKind, want ...string) {
+		t.Helper()
+		if got := d.addresses(k); !slices.Equal(got, want) {
+			t.Errorf("%s: addresses(%d) = %v, want %v", step, k, got, want)
+		}
+	}
+
+	// Nothing known: the first proxy to appear is used at once.
+	refresh()
+	check("empty", frontends)
+	reg("1")
+	refresh()
+	check("first proxy", frontends, "fe1")
+
+	// A proxy added later: servers (routers, publishers) use it at once,
+	// clients (front-ends) after the grace period.
+	reg("2")
+	refresh()
+	check("second proxy, clients", frontends, "fe1")
+	check("second proxy, servers", routers, "be1", "be2")
+	check("second proxy, subscribers", publishers, "pub1", "pub2")
+	if !d.anyYoung() {
+		t.Error("the new front-end is not reported as young")
+	}
+	now = now.Add(10 * time.Second)
+	check("after the grace period", frontends, "fe1", "fe2")
+	if d.anyYoung() {
+		t.Error("a front-end is still young after the grace period")
+	}
+	if changes != 2 {
+		t.Errorf("%d change callbacks, want 2", changes)
+	}
+
+	// When only young front-ends are left, they are used.
+	reg("3")
+	refresh()
+	if err := mm.UnregisterPublisher(ctx, matchmaker.Publisher{PubAddress: "pub1", RouterAddress: "fe1"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := mm.UnregisterPublisher(ctx, matchmaker.Publisher{PubAddress: "pub2", RouterAddress: "fe2"}); err != nil {
+		t.Fatal(err)
+	}
+	refresh()
+	check("only a young one", frontends, "fe3")
+}

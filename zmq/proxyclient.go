@@ -1,0 +1,133 @@
+package zmq
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/oslozmq/fabric/messaging"
+	"github.com/oslozmq/fabric/zmq/internal/zsock"
+	"github.com/oslozmq/fabric/zmq/wire"
+)
+
+// The client side of proxy mode (reference 1.5, 1.6): one DEALER with one
+// identity, connected to the front-end of every registered proxy, carries
+// every request; the proxies route it by the server identity in the
+// routing-key frame and route replies and acks back by this identity.
+
+// waitProxies waits until a proxy is known, for at most check_timeout when
+// ctx has no deadline.
+func (t *Transport) waitProxies(ctx context.Context) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, t.routes.check)
+		defer cancel()
+	}
+	return t.proxies.wait(ctx)
+}
+
+// frontDealer returns the client DEALER, creating it on first use. Loop
+// goroutine only.
+func (t *Transport) frontDealer() (*zsock.Socket, error) {
+	if t.front != nil {
+		return t.front, nil
+	}
+	s, err := t.zctx.NewSocket(zsock.DEALER)
+	if err != nil {
+		return nil, err
+	}
+	// The same identity on every connection lets any proxy route a reply
+	// back, whichever proxy carried the request (reference 5.7).
+	u := newUUID4()
+	id := t.cfg.Host + "/" + string(u[:])
+	immediate := 0
+	if t.cfg.Immediate {
+		immediate = 1
+	}
+	if err = t.setCommonOptions(s); err == nil {
+		err = s.SetBytes(zsock.OptIdentity, []byte(id))
+	}
+	if err == nil {
+		err = s.SetInt(zsock.OptImmediate, immediate)
+	}
+	if err != nil {
+		_ = s.Close()
+		return nil, err
+	}
+	t.front = s
+	t.loop.Add(s, t.onProxyResponse)
+	t.watchProxies(s, frontends)
+	return s, nil
+}
+
+// sendToProxy sends one request through the proxies. Loop goroutine only.
+func (t *Transport) sendToProxy(frames [][]byte, deadline time.Time, onDrop func(error)) {
+	s, err := t.frontDealer()
+	if err != nil {
+		onDrop(err)
+		return
+	}
+	t.loop.Send(s, frames, deadline, onDrop)
+	t.stats.sent.Add(1)
+}
+
+// handOffProxy queues unanswered messages for the proxies; one that no
+// proxy connection takes within rpc_response_timeout is logged and counted.
+func (t *Transport) handOffProxy(typ wire.MsgType, msgs ...[][]byte) error {
+	deadline := time.Now().Add(t.cfg.ResponseTimeout)
+	onDrop := t.dropLogger(typ, "proxy")
+	err := t.loop.Do(func() {
+		for _, frames := range msgs {
+			t.sendToProxy(frames, deadline, onDrop)
+		}
+	})
+	if err != nil {
+		return messaging.ErrClosed
+	}
+	return nil
+}
+
+// dropLogger returns the onDrop of an unanswered message.
+func (t *Transport) dropLogger(typ wire.MsgType, where string) func(error) {
+	return func(err error) {
+		t.stats.drop("send_failed")
+		t.log.Warn("message dropped", "type", typ, "to", where, "err", t.proxySendError(err))
+	}
+}
+
+func (t *Transport) proxySendError(err error) error {
+	switch {
+	case errors.Is(err, zsock.ErrSendExpired):
+		addrs := t.proxies.addresses(frontends)
+		return fmt.Errorf("%w: no connection to any router proxy %v before the deadline", messaging.ErrTimeout, addrs)
+	case errors.Is(err, zsock.ErrLoopClosed):
+		return messaging.ErrClosed
+	}
+	return fmt.Errorf("send to the router proxies: %w", err)
+}
+
+// onProxyResponse handles what the client DEALER receives (reference P3',
+// P4', P5): replies complete pending calls, acks stop re-sends.
+func (t *Transport) onProxyResponse(frames [][]byte, err error) {
+	if err != nil {
+		t.dropped("too_many_frames", err, "client")
+		return
+	}
+	r, err := wire.ParseProxyResponse(frames)
+	if err != nil {
+		t.dropped(wire.DropReason(err), err, "client")
+		return
+	}
+	t.stats.received.Add(1)
+	if r.Type == wire.Ack {
+		if t.acks != nil {
+			t.acks.ack(r.ID, r.ReplyID)
+		}
+		return
+	}
+	if !t.calls.complete(r.ID, callResult{payload: r.Payload}) {
+		t.stats.drop("unknown_reply")
+		t.log.Debug("reply for no pending call (timed out, or a duplicate)", "msg_id", string(r.ID))
+	}
+}
