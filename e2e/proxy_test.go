@@ -1,0 +1,162 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	zmq4 "github.com/pebbe/zmq4"
+
+	"github.com/oslozmq/fabric/internal/proctest"
+	"github.com/oslozmq/fabric/internal/redistest"
+)
+
+// TestServerBeforeProxies: a server started while no proxy exists finds
+// the three started after it and serves calls through them.
+func TestServerBeforeProxies(t *testing.T) {
+	redis := redistest.Start(t)
+	conf := writeConfig(t, redis.Port(), mode{proxy: true, pubSub: true}, "")
+	startServe(t, conf, "s1")
+	startProxies(t, conf, 3, false)
+	// The server looks for proxies every half second while it knows none;
+	// until it has connected, a proxy cannot route to it (no acks here),
+	// so each try has a short timeout of its own.
+	deadline := time.Now().Add(15 * time.Second)
+	for tries := 1; ; tries++ {
+		out, errs, code := zmqrpc(t, "call", "--config-file", conf, "--timeout", "1s", "echo", "arg=late")
+		if code == 0 && strings.TrimSpace(out) == `"late"` {
+			t.Logf("served through the later proxies at try %d", tries)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no call served within 15s: exit %d %s", code, errs)
+		}
+	}
+	mustRun(t, "cast", "--config-file", conf, "--fanout", "echo", "arg=late-fanout")
+	deadline = time.Now().Add(10 * time.Second)
+	for count(seen(t, conf, "s1"), "late-fanout") == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the fanout through the later proxies never arrived")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestProxyBarrage fires malformed messages at a proxy process's front-end
+// and back-end: it keeps serving, and its metrics count the drops.
+func TestProxyBarrage(t *testing.T) {
+	redis := redistest.Start(t)
+	conf := writeConfig(t, redis.Port(), mode{proxy: true}, "")
+	metrics := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	p := proctest.Start(t, proxyBin, "ready ", "--config-file", conf, "--metrics-address", metrics)
+	startServe(t, conf, "s1")
+
+	zc, err := zmq4.NewContext()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zc.Term()
+	random := make([]byte, 256)
+	for i := range random {
+		random[i] = byte(rand.IntN(256))
+	}
+	payload := []byte(`[{}, {"method": "echo", "args": {"arg": "x"}}]`)
+	bad := [][][]byte{
+		{random},
+		{[]byte("x"), []byte("1.0"), []byte("1"), []byte("key"), []byte("id"), payload}, // no delimiter
+		{{}, []byte("2.0"), []byte("1"), []byte("key"), []byte("id"), payload},          // unknown version
+		{{}, []byte("1.0"), []byte("9"), []byte("key"), []byte("id"), payload},          // unknown type
+		{{}, []byte("1.0"), []byte("1")},                                                // missing frames
+		{{}, []byte("1.0"), []byte("1"), []byte("nobody/here"), []byte("id"), payload},  // unroutable
+	}
+	const rounds = 50
+	for _, ep := range []string{p.Field("frontend"), p.Field("backend")} {
+		s, err := zc.NewSocket(zmq4.DEALER)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = s.SetLinger(0)
+		if err := s.Connect("tcp://" + ep); err != nil {
+			t.Fatal(err)
+		}
+		for range rounds {
+			for _, m := range bad {
+				if _, err := s.SendMessage(m); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		// A message on the same connection after the barrage: once the
+		// proxy counts it, it has handled everything before it.
+		if _, err := s.SendMessage([][]byte{{}, []byte("1.0"), []byte("1"), []byte("last/one"), []byte("id"), payload}); err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+	}
+	want := 2 * (rounds*len(bad) + 1)
+	deadline := time.Now().Add(10 * time.Second)
+	var drops map[string]float64
+	for {
+		drops = droppedMetrics(t, metrics)
+		total := 0.0
+		for _, v := range drops {
+			total += v
+		}
+		if int(total) >= want || time.Now().After(deadline) {
+			t.Logf("dropped by reason: %v (%v in all, want %d)", drops, total, want)
+			if int(total) != want {
+				t.Fatalf("the proxy counted %v drops, want %d", total, want)
+			}
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for _, reason := range []string{"short", "no_delimiter", "unsupported_version", "unknown_type", "unroutable"} {
+		if drops[reason] == 0 {
+			t.Errorf("no drop counted as %q", reason)
+		}
+	}
+	if out := mustRun(t, "call", "--config-file", conf, "echo", "arg=after"); strings.TrimSpace(out) != `"after"` {
+		t.Fatalf("call after the barrage: %q", out)
+	}
+	if p.Exited() {
+		t.Fatal("the proxy exited")
+	}
+}
+
+// droppedMetrics scrapes oslo_zmq_proxy_messages_dropped_total by reason.
+func droppedMetrics(t *testing.T, addr string) map[string]float64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out := map[string]float64{}
+	sc := bufio.NewScanner(io.LimitReader(resp.Body, 1<<20))
+	const prefix = `oslo_zmq_proxy_messages_dropped_total{reason="`
+	for sc.Scan() {
+		line := sc.Text()
+		rest, ok := strings.CutPrefix(line, prefix)
+		if !ok {
+			continue
+		}
+		reason, value, _ := strings.Cut(rest, `"} `)
+		v, err := strconv.ParseFloat(value, 64)
+		if err != nil {
+			t.Fatalf("metrics line %q: %v", line, err)
+		}
+		out[reason] = v
+	}
+	return out
+}
