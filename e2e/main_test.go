@@ -87,7 +87,7 @@ func startProxies(t *testing.T, conf string, n int, single bool) []*proctest.Pro
 	for i := 0; i < n; i++ {
 		args := []string{"--config-file", conf}
 		if single {
-			args = append(args, "--frontend-port", strconv.Itoa(freePort(t)))
+			args = append(args, "--frontend-port", strconv.Itoa(proctest.FreePort(t)))
 		}
 		p := proctest.Start(t, proxyBin, "ready ", args...)
 		want := "double"

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -10,16 +9,6 @@ import (
 	"github.com/oslozmq/fabric/internal/proctest"
 	"github.com/oslozmq/fabric/internal/redistest"
 )
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
 
 // TestModes runs the same scenario in every mode: three zmqrpc servers,
 // and three router proxies where the mode uses them, over a real Redis.

@@ -54,7 +54,7 @@ func TestServerBeforeProxies(t *testing.T) {
 func TestProxyBarrage(t *testing.T) {
 	redis := redistest.Start(t)
 	conf := writeConfig(t, redis.Port(), mode{proxy: true}, "")
-	metrics := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	metrics := fmt.Sprintf("127.0.0.1:%d", proctest.FreePort(t))
 	p := proctest.Start(t, proxyBin, "ready ", "--config-file", conf, "--metrics-address", metrics)
 	startServe(t, conf, "s1")
 

@@ -310,9 +310,14 @@ func (t *Transport) onReply(frames [][]byte, err error) {
 		return
 	}
 	t.stats.received.Add(1)
+	t.completeCall(r)
+}
+
+// completeCall hands a reply to the call waiting for it, if any still is.
+func (t *Transport) completeCall(r wire.Response) {
 	if !t.calls.complete(r.ID, callResult{payload: r.Payload}) {
 		t.stats.drop("unknown_reply")
-		t.log.Debug("reply for no pending call (timed out?)", "msg_id", string(r.ID))
+		t.log.Debug("reply for no pending call (timed out, or a duplicate)", "msg_id", string(r.ID))
 	}
 }
 

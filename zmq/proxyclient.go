@@ -126,8 +126,5 @@ func (t *Transport) onProxyResponse(frames [][]byte, err error) {
 		}
 		return
 	}
-	if !t.calls.complete(r.ID, callResult{payload: r.Payload}) {
-		t.stats.drop("unknown_reply")
-		t.log.Debug("reply for no pending call (timed out, or a duplicate)", "msg_id", string(r.ID))
-	}
+	t.completeCall(r)
 }

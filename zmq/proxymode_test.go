@@ -6,13 +6,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/oslozmq/fabric/config"
+	"github.com/oslozmq/fabric/internal/proctest"
 	"github.com/oslozmq/fabric/matchmaker"
 	"github.com/oslozmq/fabric/matchmaker/dummy"
 	"github.com/oslozmq/fabric/messaging"
@@ -42,16 +42,6 @@ func (tp *testProxy) stop(t *testing.T) {
 	}
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 // startProxy runs one proxy until the test ends (or stop).
 func startProxy(t *testing.T, cfg *config.Config, mm matchmaker.Matchmaker, single bool) *testProxy {
 	t.Helper()
@@ -59,7 +49,7 @@ func startProxy(t *testing.T, cfg *config.Config, mm matchmaker.Matchmaker, sing
 	pc.Proxy.Host = "127.0.0.1"
 	pc.Proxy.FrontendPort, pc.Proxy.BackendPort, pc.Proxy.PublisherPort = 0, 0, 0
 	if single {
-		pc.Proxy.FrontendPort = freePort(t)
+		pc.Proxy.FrontendPort = proctest.FreePort(t)
 	}
 	p, err := proxy.New(&pc, proxy.WithMatchmaker(mm), proxy.WithLogger(proxyLog))
 	if err != nil {

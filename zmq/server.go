@@ -110,11 +110,11 @@ func (t *Transport) listen(targets []matchmaker.Target, notify bool, h messaging
 	return l, nil
 }
 
-// awaitProxyConnection waits, for a second at most, until the DEALER has a
-// live proxy connection (with IMMEDIATE a DEALER is writable only then), so
-// that proxies know this server's identity before clients find it in the
-// matchmaker. Without any proxy yet it returns at once: the server is
-// registered and connects when proxies appear.
+// awaitProxyConnection waits, for a second at most, until every per-proxy
+// DEALER has its connection up (with IMMEDIATE a DEALER is writable only
+// then), so that the proxies know this server's identity before clients
+// find it in the matchmaker. Without any proxy yet it returns at once: the
+// server is registered and connects when proxies appear.
 func (l *listener) awaitProxyConnection() {
 	t := l.t
 	if !t.proxies.any() {
@@ -122,11 +122,11 @@ func (l *listener) awaitProxyConnection() {
 	}
 	deadline := time.Now().Add(time.Second)
 	for pause := time.Millisecond; time.Now().Before(deadline); pause = min(2*pause, 50*time.Millisecond) {
-		up := false
+		up := true
 		_ = t.loop.Call(func() error {
 			for _, s := range l.dealers {
-				if ev, err := s.Events(); err == nil && ev&zsock.PollOut != 0 {
-					up = true
+				if ev, err := s.Events(); err != nil || ev&zsock.PollOut == 0 {
+					up = false
 				}
 			}
 			return nil

@@ -7,29 +7,18 @@ package main
 
 import (
 	"context"
-	"fmt"
-	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
 
-	goredis "github.com/redis/go-redis/v9"
-
 	"github.com/oslozmq/fabric/internal/proxycli"
+	mmredis "github.com/oslozmq/fabric/matchmaker/redis"
 )
 
 func main() {
-	// go-redis reports every failed dial through a package-wide logger; the
-	// proxy already logs a failed registration, so those lines go to debug.
-	goredis.SetLogger(redisLogger{})
+	mmredis.LogLibraryToDebug()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := proxycli.Main(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
-}
-
-type redisLogger struct{}
-
-func (redisLogger) Printf(ctx context.Context, format string, v ...any) {
-	slog.DebugContext(ctx, fmt.Sprintf(format, v...), "component", "go-redis")
 }

@@ -23,6 +23,7 @@ import (
 
 	zmq4 "github.com/pebbe/zmq4"
 
+	"github.com/oslozmq/fabric/internal/proctest"
 	"github.com/oslozmq/fabric/internal/redistest"
 	"github.com/oslozmq/fabric/zmq/wire"
 )
@@ -57,16 +58,6 @@ func writeConfig(t *testing.T, body string) string {
 		t.Fatal(err)
 	}
 	return path
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 type proc struct {
@@ -266,13 +257,13 @@ func TestProxyProcess(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			redis := redistest.Start(t)
-			metrics := "127.0.0.1:" + strconv.Itoa(freePort(t))
+			metrics := "127.0.0.1:" + strconv.Itoa(proctest.FreePort(t))
 			url := "zmq+redis://" + redis.Addr() + "/"
 			var conf string
 			var args []string
 			var fe, be, pub int
 			if tt.fixed {
-				fe, be, pub = freePort(t), freePort(t), freePort(t)
+				fe, be, pub = proctest.FreePort(t), proctest.FreePort(t), proctest.FreePort(t)
 				conf = writeConfig(t, fmt.Sprintf(`
 [zmq_proxy_opts]
 host = 127.0.0.1
@@ -330,7 +321,7 @@ metrics_address = %s
 }
 
 func TestSingleModeFromFlags(t *testing.T) {
-	fe := freePort(t)
+	fe := proctest.FreePort(t)
 	conf := writeConfig(t, "[zmq_proxy_opts]\nbackend_port = 0\n")
 	p := start(t, "-c", conf, "--host", "127.0.0.1", "-f", strconv.Itoa(fe))
 	want := "127.0.0.1:" + strconv.Itoa(fe)

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -234,6 +235,17 @@ func MustRun(t testing.TB, bin string, args ...string) string {
 		t.Fatalf("%s %v: exit %d\n%s", filepath.Base(bin), args, code, errs)
 	}
 	return out
+}
+
+// FreePort returns a loopback TCP port that was free a moment ago.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // TempDir makes a directory for TestMain's binaries.

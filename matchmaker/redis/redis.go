@@ -507,3 +507,15 @@ func isDataError(err error) bool {
 	var rerr goredis.Error
 	return errors.As(err, &rerr) && strings.HasPrefix(rerr.Error(), "WRONGTYPE")
 }
+
+// LogLibraryToDebug sends go-redis's own log lines (one per failed dial,
+// through a package-wide logger) to slog at debug level: the matchmaker
+// already logs an outage once. For a process's main; it changes global
+// state of go-redis.
+func LogLibraryToDebug() { goredis.SetLogger(slogDebug{}) }
+
+type slogDebug struct{}
+
+func (slogDebug) Printf(ctx context.Context, format string, v ...any) {
+	slog.DebugContext(ctx, fmt.Sprintf(format, v...), "component", "go-redis")
+}

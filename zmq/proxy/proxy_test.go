@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/oslozmq/fabric/config"
+	"github.com/oslozmq/fabric/internal/proctest"
 	"github.com/oslozmq/fabric/matchmaker"
 	"github.com/oslozmq/fabric/matchmaker/dummy"
 	"github.com/oslozmq/fabric/zmq/internal/zsock"
@@ -68,7 +69,7 @@ func TestCallThroughProxy(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			cfg := testConfig(t, false)
 			if single {
-				cfg.Proxy.FrontendPort = freePort(t)
+				cfg.Proxy.FrontendPort = proctest.FreePort(t)
 			}
 			p := startProxy(t, cfg)
 			a := p.Addresses()

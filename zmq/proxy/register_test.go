@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/oslozmq/fabric/internal/proctest"
 	"github.com/oslozmq/fabric/internal/redistest"
 	mmredis "github.com/oslozmq/fabric/matchmaker/redis"
 	"github.com/oslozmq/fabric/zmq/internal/zsock"
@@ -45,7 +46,7 @@ func TestRegistrationRedis(t *testing.T) {
 			var opts []Option
 			if single {
 				// The caller's matchmaker, which Run must leave open.
-				cfg.Proxy.FrontendPort = freePort(t)
+				cfg.Proxy.FrontendPort = proctest.FreePort(t)
 				mm, err := mmredis.New(context.Background(), mmredis.Options{Addr: redis.Addr(), Logger: testLogger(t)})
 				if err != nil {
 					t.Fatal(err)
