@@ -3,10 +3,13 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -159,4 +162,45 @@ func droppedMetrics(t *testing.T, addr string) map[string]float64 {
 		out[reason] = v
 	}
 	return out
+}
+
+// TestBench runs `zmqrpc bench` as oslo's simulator is run: an rpc-server
+// and an rpc-client, in direct and proxy mode; every message is counted on
+// both sides and none fails.
+func TestBench(t *testing.T) {
+	for _, m := range []mode{{name: "direct"}, {name: "proxy", proxy: true}} {
+		t.Run(m.name, func(t *testing.T) {
+			redis := redistest.Start(t)
+			conf := writeConfig(t, redis.Port(), m, "")
+			if m.proxy {
+				startProxies(t, conf, 1, false)
+			}
+			srv := proctest.Start(t, zmqrpcBin, "ready", "bench", "rpc-server", "--config-file", conf)
+			jsonFile := filepath.Join(t.TempDir(), "client.json")
+			out := mustRun(t, "bench", "rpc-client", "--config-file", conf, "--server", "profiler_server", "-p", "4", "-m", "50", "--json", jsonFile)
+			t.Logf("client:\n%s", out)
+			var rep struct {
+				Summary map[string]struct {
+					Count int     `json:"count"`
+					P50   float64 `json:"p50_latency"`
+				} `json:"summary"`
+			}
+			b, err := os.ReadFile(jsonFile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := json.Unmarshal(b, &rep); err != nil {
+				t.Fatal(err)
+			}
+			if rep.Summary["client"].Count != 200 || rep.Summary["error"].Count != 0 || rep.Summary["round-trip"].Count != 200 || rep.Summary["round-trip"].P50 <= 0 {
+				t.Fatalf("client summary %+v, want 200 sent, 0 errors, 200 round trips", rep.Summary)
+			}
+			if err := srv.Stop(); err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(srv.Stdout(), "server: duration:") || !strings.Contains(srv.Stdout(), "count: 200 ") {
+				t.Fatalf("server summary:\n%s", srv.Stdout())
+			}
+		})
+	}
 }

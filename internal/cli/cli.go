@@ -37,6 +37,10 @@ Commands:
   listen                     print notifications as JSON lines (--priority, --count)
   hosts                      show what the matchmaker holds for --topic [--server]
   demo                       all-in-one demo on the Dummy matchmaker; exits 0 when all works
+  bench MODE                 load generator and meter like oslo's simulator.py; MODE is
+                             rpc-server, rpc-client, notify-server or notify-client
+                             (-p goroutines, -m messages each or -l seconds, --is-cast,
+                             --is-fanout, --json FILE; servers: -w wait before answering)
 
 ARGS and PAYLOAD are key=value pairs (values that parse as JSON are taken as
 JSON, others as strings) or a single JSON object.
@@ -168,6 +172,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		"listen": runListen,
 		"hosts":  runHosts,
 		"demo":   runDemo,
+		"bench":  runBench,
 	}
 	run, ok := cmds[args[0]]
 	if !ok {

@@ -68,6 +68,10 @@ func TestMainExitCodes(t *testing.T) {
 		{[]string{"call"}, exitUsage, "needs a METHOD"},
 		{[]string{"call", "--config-file", "/nonexistent/zeromq.conf", "echo"}, exitUsage, "/nonexistent/zeromq.conf"},
 		{[]string{"serve", "extra"}, exitUsage, "takes no arguments"},
+		{[]string{"bench"}, exitUsage, "needs a MODE"},
+		{[]string{"bench", "rpc-sever"}, exitUsage, "unknown bench mode"},
+		{[]string{"bench", "rpc-client", "-p", "0"}, exitUsage, "at least 1"},
+		{[]string{"bench", "rpc-client", "-l", "soon"}, exitUsage, "-l"},
 	}
 	for _, tt := range tests {
 		var out, errb bytes.Buffer

@@ -1,0 +1,318 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/oslozmq/fabric/internal/bench"
+	"github.com/oslozmq/fabric/messaging"
+)
+
+// `zmqrpc bench MODE`: a load generator and meter modelled on
+// oslo.messaging's simulator.py (reference section 8). Servers answer
+// info(message) with the message record stamped; clients send records of
+// realistic sizes from -p goroutines, -m each or for -l; both print a
+// progress line a second and a summary, and write --json.
+
+const benchUsage = "bench needs a MODE: rpc-server, rpc-client, notify-server or notify-client"
+
+type benchFlags struct {
+	threads, messages int
+	duration          seconds
+	cast, fanout      bool
+	jsonFile          string
+	wait              time.Duration
+}
+
+// seconds is a duration flag that also takes a plain number of seconds,
+// as the simulator's -l does.
+type seconds time.Duration
+
+func (s *seconds) String() string { return time.Duration(*s).String() }
+func (s *seconds) Set(v string) error {
+	if n, err := strconv.ParseFloat(v, 64); err == nil {
+		*s = seconds(time.Duration(n * float64(time.Second)))
+		return nil
+	}
+	d, err := time.ParseDuration(v)
+	*s = seconds(d)
+	return err
+}
+
+func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return usageError{benchUsage}
+	}
+	mode := args[0]
+	var c common
+	var bf benchFlags
+	fs := c.flags("bench "+mode, "profiler_topic")
+	fs.IntVar(&bf.threads, "p", 1, "client goroutines")
+	fs.IntVar(&bf.messages, "m", 1, "messages per client goroutine")
+	fs.Var(&bf.duration, "l", "run for this long (seconds or a Go duration) instead of -m messages")
+	fs.BoolVar(&bf.cast, "is-cast", false, "cast instead of call")
+	fs.BoolVar(&bf.fanout, "is-fanout", false, "fanout cast (implies --is-cast)")
+	fs.StringVar(&bf.jsonFile, "json", "", "write {series, summary} to this file")
+	fs.DurationVar(&bf.wait, "w", 0, "server: wait this long before answering")
+	pos, err := parse(fs, args[1:])
+	if err != nil {
+		return usageError{err.Error()}
+	}
+	if len(pos) > 0 {
+		return usageError{fmt.Sprintf("bench %s takes no arguments, got %q", mode, pos)}
+	}
+	if bf.threads < 1 || bf.messages < 1 {
+		return usageError{"-p and -m must be at least 1"}
+	}
+	switch mode {
+	case "rpc-server", "rpc-client", "notify-server", "notify-client":
+	default:
+		return usageError{fmt.Sprintf("unknown bench mode %q: %s", mode, benchUsage)}
+	}
+	if err := c.setup(stdout, stderr); err != nil {
+		return err
+	}
+	defer c.close()
+	tr, err := c.transport()
+	if err != nil {
+		return err
+	}
+	defer tr.Close()
+	if c.server == "" && mode == "rpc-server" {
+		c.server = "profiler_server"
+	}
+	var rep benchReport
+	switch mode {
+	case "rpc-server", "notify-server":
+		rep, err = benchServe(ctx, tr, c.target(), mode == "notify-server", bf, stdout)
+	default:
+		bf.cast = bf.cast || bf.fanout
+		rep, err = benchSend(ctx, tr, c.target(), mode == "notify-client", bf, c.callTimeout(), stdout)
+	}
+	if err != nil {
+		return err
+	}
+	rep.print(stdout)
+	if bf.jsonFile != "" {
+		return rep.writeJSON(bf.jsonFile)
+	}
+	return nil
+}
+
+// benchReport is the labelled series and summaries of one run.
+type benchReport struct {
+	labels  []string
+	series  map[string][]bench.Interval
+	summary map[string]bench.Summary
+}
+
+func (r *benchReport) add(label string, c *bench.Collector, now time.Time) {
+	if r.series == nil {
+		r.series, r.summary = map[string][]bench.Interval{}, map[string]bench.Summary{}
+	}
+	r.labels = append(r.labels, label)
+	r.series[label], r.summary[label] = c.Finish(now)
+}
+
+func (r *benchReport) print(w io.Writer) {
+	bar := strings.Repeat("=", 35)
+	fmt.Fprintf(w, "%s summary %s\n", bar, bar)
+	for _, l := range r.labels {
+		s := r.summary[l]
+		fmt.Fprintf(w, "%s: duration: %.2f count: %d (%.1f msg/sec) bytes: %d (%.0f bps)", l, s.Duration, s.Count, s.CountPerS, s.Size, s.SizePerS)
+		if s.MaxLatency > 0 {
+			fmt.Fprintf(w, " latency: %.6f min: %.6f max: %.6f p50: %.6f p99: %.6f", s.Latency, s.MinLatency, s.MaxLatency, s.P50, s.P99)
+		}
+		fmt.Fprintln(w)
+	}
+}
+
+func (r *benchReport) writeJSON(path string) error {
+	b, err := json.MarshalIndent(map[string]any{"series": r.series, "summary": r.summary}, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+// progress prints each closed second of c as the simulator does, until
+// stop is closed.
+func progress(w io.Writer, label string, c *bench.Collector, stop <-chan struct{}, done *sync.WaitGroup) {
+	defer done.Done()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case now := <-tick.C:
+			for _, iv := range c.Tick(now) {
+				fmt.Fprintf(w, "%-14s: seq: %d count: %d bytes: %d", label, iv.Seq, iv.Count, iv.Size)
+				if iv.MaxLatency > 0 {
+					fmt.Fprintf(w, " latency: %.3f min: %.3f max: %.3f", iv.Latency, iv.MinLatency, iv.MaxLatency)
+				}
+				fmt.Fprintln(w)
+			}
+		}
+	}
+}
+
+func unixSeconds(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }
+
+// record reads the simulator's message record [seq, cargo, client_ts,
+// server_ts, return_ts].
+func record(v any) (cargo string, clientTS float64, rec []any, ok bool) {
+	rec, ok = v.([]any)
+	if !ok || len(rec) != 5 {
+		return "", 0, nil, false
+	}
+	cargo, _ = rec[1].(string)
+	clientTS, _ = rec[2].(float64)
+	return cargo, clientTS, rec, true
+}
+
+// benchServe answers info(message) (or receives notifications) until ctx
+// ends or -l passes, metering one-way latency (same-host clocks).
+func benchServe(ctx context.Context, d messaging.Driver, target messaging.Target, notify bool, bf benchFlags, stdout io.Writer) (benchReport, error) {
+	if bf.duration > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, time.Duration(bf.duration))
+		defer cancel()
+	}
+	col := bench.NewCollector(time.Now().Truncate(time.Second))
+	seen := func(v any) (any, error) {
+		now := time.Now()
+		cargo, sent, rec, ok := record(v)
+		if !ok {
+			return nil, fmt.Errorf("not a simulator message record: %T", v)
+		}
+		rec[3] = unixSeconds(now)
+		col.Add(now, len(cargo), time.Duration((unixSeconds(now)-sent)*float64(time.Second)))
+		if bf.wait > 0 {
+			time.Sleep(bf.wait)
+		}
+		return rec, nil
+	}
+	var stop func(context.Context) error
+	if notify {
+		l, err := messaging.NewNotificationListener(d, []messaging.Target{{Topic: target.Topic}}, []messaging.Priority{messaging.PriorityInfo},
+			func(_ context.Context, n *messaging.Notification) error {
+				p, _ := n.Payload.(map[string]any)
+				_, err := seen(p["message"])
+				return err
+			})
+		if err != nil {
+			return benchReport{}, err
+		}
+		if err := l.Start(); err != nil {
+			return benchReport{}, err
+		}
+		stop = l.Stop
+	} else {
+		srv, err := messaging.NewServer(d, target)
+		if err != nil {
+			return benchReport{}, err
+		}
+		if err := srv.Register("info", func(_ context.Context, args map[string]any) (any, error) { return seen(args["message"]) }); err != nil {
+			return benchReport{}, err
+		}
+		if err := srv.Start(); err != nil {
+			return benchReport{}, err
+		}
+		stop = srv.Stop
+	}
+	fmt.Fprintf(stdout, "ready topic=%s server=%s\n", target.Topic, target.Server)
+	var wg sync.WaitGroup
+	done := make(chan struct{})
+	wg.Add(1)
+	go progress(stdout, "server", col, done, &wg)
+	<-ctx.Done()
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	err := stop(sctx)
+	cancel()
+	close(done)
+	wg.Wait()
+	var rep benchReport
+	rep.add("server", col, time.Now())
+	return rep, err
+}
+
+// benchSend runs -p senders, each sending -m messages or for -l.
+func benchSend(ctx context.Context, d messaging.Driver, target messaging.Target, notify bool, bf benchFlags, timeout time.Duration, stdout io.Writer) (benchReport, error) {
+	n := 1000
+	if bf.duration == 0 {
+		n = min(n, bf.threads*bf.messages)
+	}
+	msgs := bench.Messages(n, rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())))
+	start := time.Now().Truncate(time.Second).Add(time.Second) // aligned, as the simulator does
+	sent, failed, rtt := bench.NewCollector(start), bench.NewCollector(start), bench.NewCollector(start)
+	client := messaging.NewClient(d, messaging.WithTimeout(timeout))
+	notifier := messaging.NewNotifier(d, "simulator", messaging.WithTopics(target.Topic))
+	target.Fanout = bf.fanout
+	runCtx := ctx
+	if bf.duration > 0 {
+		var cancel context.CancelFunc
+		runCtx, cancel = context.WithDeadline(ctx, start.Add(time.Duration(bf.duration)))
+		defer cancel()
+	}
+	var pwg sync.WaitGroup
+	stop := make(chan struct{})
+	pwg.Add(1)
+	go progress(stdout, "client", sent, stop, &pwg)
+	time.Sleep(time.Until(start))
+
+	var wg sync.WaitGroup
+	for th := 0; th < bf.threads; th++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			pos := rand.IntN(len(msgs))
+			for seq := 0; bf.duration > 0 || seq < bf.messages; seq++ {
+				if runCtx.Err() != nil {
+					return
+				}
+				cargo := msgs[(pos+seq)%len(msgs)]
+				t0 := time.Now()
+				rec := []any{seq, cargo, unixSeconds(t0), nil, nil}
+				args := map[string]any{"message": rec}
+				var err error
+				switch {
+				case notify:
+					err = notifier.Info(ctx, "simulator.info", args)
+				case bf.cast:
+					err = client.Cast(ctx, target, "info", args)
+				default:
+					_, err = client.Call(ctx, target, "info", args)
+				}
+				now := time.Now()
+				if err != nil {
+					failed.Add(now, len(cargo), -1)
+					continue
+				}
+				sent.Add(now, len(cargo), -1)
+				if !notify && !bf.cast {
+					rtt.Add(now, len(cargo), now.Sub(t0))
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(stop)
+	pwg.Wait()
+	now := time.Now()
+	var rep benchReport
+	rep.add("client", sent, now)
+	rep.add("error", failed, now)
+	if !notify && !bf.cast {
+		rep.add("round-trip", rtt, now)
+	}
+	return rep, nil
+}
