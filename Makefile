@@ -5,9 +5,9 @@ export PATH := $(PATH):/usr/local/go/bin
 
 GO        ?= go
 BIN       := bin
-TESTFLAGS ?= -race -timeout 20m
+TESTFLAGS ?= -race -timeout 25m
 
-.PHONY: all deps build demo test lint fuzz clean
+.PHONY: all deps build demo test lab-test lint fuzz clean
 
 all: build
 
@@ -26,7 +26,14 @@ lint:
 	$(GO) vet ./...
 
 test: deps lint
-	$(GO) test $(TESTFLAGS) ./...
+	$(GO) test $(TESTFLAGS) $$($(GO) list ./... | grep -v '/lab$$')
+	$(MAKE) lab-test
+
+# The multi-node lab (lab/): Docker containers of images built from Debian
+# packages. It skips without a Docker daemon unless FABRIC_REQUIRE_DOCKER=1
+# (.ci/run sets it where a daemon answers); -v puts its fault figures in the log.
+lab-test: deps
+	$(GO) test -v -count=1 -timeout 20m ./lab/...
 
 # A short fuzzing run of the wire decoders (the seeds already run in make test).
 fuzz: deps

@@ -28,18 +28,45 @@ type proxyDirectory struct {
 	// servers connect to it within their refresh period, and until they
 	// have, the proxy could not route a request to them.
 	grace time.Duration
-	now   func() time.Time // time.Now; tests set a clock
+	// keep is how long an entry missing from the registry is still used:
+	// after a Redis restart, registrations come back one by one within
+	// zmq_target_update, and a partial read must not cut connections.
+	keep time.Duration
+	now  func() time.Time // time.Now; tests set a clock
 
 	mu        sync.Mutex
 	pubs      []matchmaker.Publisher
 	routers   []string
 	firstSeen map[string]time.Time // front-end address -> when it appeared; zero if there at the first read
+	pubSeen   map[matchmaker.Publisher]time.Time
+	rtSeen    map[string]time.Time // last time each entry was read from the registry
 	fetched   bool
 	known     chan struct{} // closed once a proxy is known; replaced when all vanish
 }
 
-func newProxyDirectory(mm matchmaker.Matchmaker, log *slog.Logger, grace time.Duration, onChange func()) *proxyDirectory {
-	return &proxyDirectory{mm: mm, log: log, grace: grace, now: time.Now, onChange: onChange, firstSeen: map[string]time.Time{}, known: make(chan struct{})}
+func newProxyDirectory(mm matchmaker.Matchmaker, log *slog.Logger, grace, keep time.Duration, onChange func()) *proxyDirectory {
+	return &proxyDirectory{
+		mm: mm, log: log, grace: grace, keep: keep, now: time.Now, onChange: onChange,
+		firstSeen: map[string]time.Time{}, pubSeen: map[matchmaker.Publisher]time.Time{}, rtSeen: map[string]time.Time{},
+		known: make(chan struct{}),
+	}
+}
+
+// sticky returns fetched plus the entries of seen read within keep, and
+// records now for the fetched ones; seen loses the others.
+func sticky[K comparable](seen map[K]time.Time, fetched []K, now time.Time, keep time.Duration) []K {
+	for _, k := range fetched {
+		seen[k] = now
+	}
+	var out []K
+	for k, t := range seen {
+		if now.Sub(t) < keep {
+			out = append(out, k)
+		} else {
+			delete(seen, k)
+		}
+	}
+	return out
 }
 
 // addresses of one kind, for the sockets that connect to proxies.
@@ -139,10 +166,13 @@ func (d *proxyDirectory) update(ctx context.Context) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	slices.SortFunc(pubs, func(a, b matchmaker.Publisher) int { return strings.Compare(a.String(), b.String()) })
-	slices.Sort(rts)
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	now := d.now()
+	pubs = sticky(d.pubSeen, pubs, now, d.keep)
+	rts = sticky(d.rtSeen, rts, now, d.keep)
+	slices.SortFunc(pubs, func(a, b matchmaker.Publisher) int { return strings.Compare(a.String(), b.String()) })
+	slices.Sort(rts)
 	d.fetched = true
 	if slices.Equal(pubs, d.pubs) && slices.Equal(rts, d.routers) {
 		return false, nil
@@ -152,7 +182,7 @@ func (d *proxyDirectory) update(ctx context.Context) (bool, error) {
 	for _, p := range pubs {
 		t, ok := d.firstSeen[p.RouterAddress]
 		if !ok && had {
-			t = d.now()
+			t = now
 		}
 		seen[p.RouterAddress] = t
 	}

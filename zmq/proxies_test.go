@@ -17,7 +17,7 @@ func TestProxyDirectoryGrace(t *testing.T) {
 	mm := dummy.New()
 	now := time.Unix(1000, 0)
 	changes := 0
-	d := newProxyDirectory(mm, slog.New(slog.NewTextHandler(io.Discard, nil)), 10*time.Second, func() { changes++ })
+	d := newProxyDirectory(mm, slog.New(slog.NewTextHandler(io.Discard, nil)), 10*time.Second, 5*time.Second, func() { changes++ })
 	d.now = func() time.Time { return now }
 	reg := func(n string) {
 		t.Helper()
@@ -67,15 +67,50 @@ func TestProxyDirectoryGrace(t *testing.T) {
 		t.Errorf("%d change callbacks, want 2", changes)
 	}
 
-	// When only young front-ends are left, they are used.
-	reg("3")
+	// An entry missing from one read (Redis restarted, registrations
+	// coming back) is kept for a while, then dropped.
 	refresh()
 	if err := mm.UnregisterPublisher(ctx, matchmaker.Publisher{PubAddress: "pub1", RouterAddress: "fe1"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := mm.UnregisterPublisher(ctx, matchmaker.Publisher{PubAddress: "pub2", RouterAddress: "fe2"}); err != nil {
+	if err := mm.UnregisterRouter(ctx, "be1"); err != nil {
 		t.Fatal(err)
 	}
 	refresh()
+	check("just missing, clients", frontends, "fe1", "fe2")
+	check("just missing, servers", routers, "be1", "be2")
+
+	// When only young front-ends are left, they are used.
+	reg("3")
+	if err := mm.UnregisterPublisher(ctx, matchmaker.Publisher{PubAddress: "pub2", RouterAddress: "fe2"}); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(6 * time.Second)
+	refresh()
 	check("only a young one", frontends, "fe3")
+	check("missing for longer than keep", routers, "be2", "be3")
+}
+
+func TestRouteCacheKeepsHostsOfAnEmptiedKey(t *testing.T) {
+	cfg := testConfig()
+	cfg.TargetUpdate = time.Hour
+	c := newRouteCache(dummy.New(), matchmaker.Router, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	tg := matchmaker.Target{Topic: "t"}
+	r := c.store("ROUTER/t", tg, false, []string{"b:1", "a:1"})
+	if !slices.Equal(r.hosts, []string{"a:1", "b:1"}) {
+		t.Fatalf("hosts %v", r.hosts)
+	}
+	// A server stopped: the change applies at once.
+	if r = c.store("ROUTER/t", tg, false, []string{"a:1"}); !slices.Equal(r.hosts, []string{"a:1"}) {
+		t.Fatalf("after a host left: %v", r.hosts)
+	}
+	// The key read empty (Redis restarted): the known host is kept.
+	if r2 := c.store("ROUTER/t", tg, false, nil); r2 != r {
+		t.Fatalf("after an empty read: %v, want the same route", r2)
+	}
+	// Without keep, an empty read evicts the key.
+	c.keep = 0
+	if r2 := c.store("ROUTER/t", tg, false, nil); r2 != nil {
+		t.Fatalf("with keep 0, an empty read kept %v", r2.hosts)
+	}
 }

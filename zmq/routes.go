@@ -42,9 +42,16 @@ type routeCache struct {
 	wait  time.Duration // [matchmaker_redis] wait_timeout: longest pause between lookups of an empty key
 	check time.Duration // [matchmaker_redis] check_timeout: lookup budget without a deadline
 
-	mu  sync.RWMutex
-	m   map[string]*route
-	gen uint64
+	// keep: when a refresh finds a key empty, its hosts are still used this
+	// long after they were last read: a restarted Redis comes back empty
+	// and servers register again within zmq_target_update. A key that
+	// merely lost some hosts (a server stopped) changes at once.
+	keep time.Duration
+
+	mu   sync.RWMutex
+	m    map[string]*route
+	seen map[string]map[string]time.Time // key -> host -> last read
+	gen  uint64
 }
 
 func newRouteCache(mm matchmaker.Matchmaker, lt matchmaker.ListenerType, cfg *config.Config, log *slog.Logger) *routeCache {
@@ -54,7 +61,9 @@ func newRouteCache(mm matchmaker.Matchmaker, lt matchmaker.ListenerType, cfg *co
 		log:   log,
 		wait:  max(cfg.Redis.WaitTimeout, 10*time.Millisecond),
 		check: max(cfg.Redis.CheckTimeout, time.Second),
+		keep:  cfg.TargetUpdate + time.Second,
 		m:     make(map[string]*route),
+		seen:  make(map[string]map[string]time.Time),
 	}
 }
 
@@ -111,14 +120,32 @@ func (c *routeCache) get(ctx context.Context, target messaging.Target, fanout bo
 	}
 }
 
-// store records hosts for key and returns the route, keeping the current
-// snapshot (and its generation) when nothing changed.
-func (c *routeCache) store(key string, t matchmaker.Target, fanout bool, hosts []string) *route {
-	hosts = slices.Clone(hosts)
-	slices.Sort(hosts)
+// store records the hosts read for key (or, if none, those read within
+// keep) and returns the route (nil if that leaves none), keeping the
+// current snapshot (and its generation) when nothing changed.
+func (c *routeCache) store(key string, t matchmaker.Target, fanout bool, fetched []string) *route {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if old := c.m[key]; old != nil && slices.Equal(old.hosts, hosts) {
+	seen := c.seen[key]
+	if seen == nil {
+		seen = make(map[string]time.Time)
+		c.seen[key] = seen
+	}
+	hosts := slices.Clone(fetched)
+	if len(fetched) == 0 {
+		hosts = sticky(seen, nil, time.Now(), c.keep)
+	} else {
+		clear(seen)
+		sticky(seen, fetched, time.Now(), c.keep)
+	}
+	slices.Sort(hosts)
+	old := c.m[key]
+	if len(hosts) == 0 {
+		delete(c.m, key)
+		delete(c.seen, key)
+		return nil
+	}
+	if old != nil && slices.Equal(old.hosts, hosts) {
 		return old
 	}
 	c.gen++
@@ -161,15 +188,8 @@ func (c *routeCache) refresh(ctx context.Context) {
 			c.log.Debug("route refresh failed, keeping cached hosts", "key", r.key, "err", err)
 			continue
 		}
-		if len(hosts) == 0 {
-			c.mu.Lock()
-			if c.m[r.key] == r {
-				delete(c.m, r.key)
-			}
-			c.mu.Unlock()
+		if c.store(r.key, r.target, r.fanout, hosts) == nil {
 			c.log.Info("no hosts registered any more", "key", r.key)
-			continue
 		}
-		c.store(r.key, r.target, r.fanout, hosts)
 	}
 }

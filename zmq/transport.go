@@ -118,9 +118,11 @@ func New(cfg *config.Config, opts ...Option) (*Transport, error) {
 	t.goBg(func(ctx context.Context) { t.routes.refreshLoop(ctx, t.cfg.TargetUpdate) })
 	if cfg.UseRouterProxy || cfg.UsePubSub {
 		// Servers find a new proxy within zmq_target_update; clients wait
-		// that long (and a second) before sending through it.
+		// that long (and a second) before sending through it. Registrations
+		// come back within the same time after a Redis restart, so an entry
+		// is kept that long after it was last read.
 		grace := cfg.TargetUpdate + time.Second
-		t.proxies = newProxyDirectory(t.mm, o.log, grace, func() {
+		t.proxies = newProxyDirectory(t.mm, o.log, grace, grace, func() {
 			// Sockets follow the directory on the loop, queued before any
 			// send that waited for this change.
 			_ = t.loop.Do(t.syncProxies)
