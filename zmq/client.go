@@ -17,6 +17,70 @@ type dealer struct {
 	sock  *zsock.Socket
 	gen   uint64
 	hosts map[string]bool
+
+	// Round-robin sockets only: a monitor tells which connections are up,
+	// and ready closes once every host of generation gen is, so that the
+	// first calls of a new client are spread over all servers rather than
+	// sent to whichever connection came up first.
+	mon   *zsock.Socket
+	up    map[string]bool // endpoints with a live connection
+	ready chan struct{}
+}
+
+// checkReady closes d.ready once every host has a live connection.
+func (d *dealer) checkReady() {
+	select {
+	case <-d.ready:
+		return
+	default:
+	}
+	for h := range d.hosts {
+		if !d.up["tcp://"+h] {
+			return
+		}
+	}
+	close(d.ready)
+}
+
+func (d *dealer) onEvent(frames [][]byte, err error) {
+	ev, err := zsock.ParseEvent(frames)
+	if err != nil {
+		return
+	}
+	switch ev.Kind {
+	case zsock.EventHandshakeSucceeded:
+		d.up[ev.Endpoint] = true
+		d.checkReady()
+	case zsock.EventDisconnected:
+		delete(d.up, ev.Endpoint)
+	}
+}
+
+// connectWait bounds how long the first send on a route waits for every
+// host's connection.
+const connectWait = 200 * time.Millisecond
+
+// awaitRoute waits, at most connectWait, until the route's DEALER is
+// connected to all its hosts; once per route snapshot.
+func (t *Transport) awaitRoute(ctx context.Context, rt *route) {
+	var ready chan struct{}
+	err := t.loop.Call(func() error {
+		d, err := t.dealerFor(rt)
+		if err == nil {
+			ready = d.ready
+		}
+		return err
+	})
+	if err == nil {
+		timer := time.NewTimer(connectWait)
+		select {
+		case <-ready:
+		case <-timer.C:
+		case <-ctx.Done():
+		}
+		timer.Stop()
+	}
+	rt.ready.Store(true)
 }
 
 // Call implements messaging.Driver.
@@ -57,6 +121,9 @@ func (t *Transport) Call(ctx context.Context, target messaging.Target, msg *mess
 			})
 		})
 	} else {
+		if !rt.ready.Load() {
+			t.awaitRoute(ctx, rt)
+		}
 		frames := wire.DirectRequest(wire.Call, id, payload)
 		err = t.loop.Do(func() {
 			t.sendRoute(rt, frames, 1, deadline, func(err error) {
@@ -148,6 +215,9 @@ func (t *Transport) castOne(ctx context.Context, target messaging.Target, msg *m
 	}
 	id := t.ids.next()
 	if !t.cfg.UseRouterProxy {
+		if !rt.ready.Load() {
+			t.awaitRoute(ctx, rt)
+		}
 		return t.handOff(rt, wire.DirectRequest(wire.Cast, id, payload), 1, wire.Cast)
 	}
 	if err := t.waitProxies(ctx); err != nil {
@@ -265,7 +335,15 @@ func (t *Transport) dealerFor(rt *route) (*dealer, error) {
 			_ = s.Close()
 			return nil, err
 		}
-		d = &dealer{sock: s, hosts: make(map[string]bool)}
+		d = &dealer{sock: s, hosts: make(map[string]bool), ready: make(chan struct{})}
+		if !rt.fanout {
+			if d.mon, err = t.zctx.Monitor(s, zsock.EventHandshakeSucceeded|zsock.EventDisconnected); err != nil {
+				_ = s.Close()
+				return nil, err
+			}
+			d.up = make(map[string]bool)
+			t.loop.Add(d.mon, d.onEvent)
+		}
 		socks[rt.key] = d
 		t.loop.Add(s, t.onReply)
 	}
@@ -296,6 +374,14 @@ func (t *Transport) syncConnections(d *dealer, rt *route) {
 		}
 	}
 	d.gen = rt.gen
+	if d.mon != nil {
+		select {
+		case <-d.ready:
+			d.ready = make(chan struct{})
+		default:
+		}
+		d.checkReady()
+	}
 }
 
 // onReply handles what a client DEALER receives (reference D2).

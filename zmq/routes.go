@@ -25,6 +25,7 @@ type route struct {
 	hosts  []string
 	gen    uint64
 	rr     atomic.Uint64
+	ready  atomic.Bool // direct mode: the first send has waited for the connections
 }
 
 // pick returns the next host in round-robin order.

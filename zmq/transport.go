@@ -199,6 +199,10 @@ func (t *Transport) Close() error {
 			for k, d := range m {
 				t.loop.Remove(d.sock)
 				_ = d.sock.Close()
+				if d.mon != nil {
+					t.loop.Remove(d.mon)
+					_ = d.mon.Close()
+				}
 				delete(m, k)
 			}
 		}

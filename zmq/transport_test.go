@@ -369,3 +369,28 @@ func TestClosedTransport(t *testing.T) {
 		t.Fatalf("call after close: %v", err)
 	}
 }
+
+// A new client waits for its connections to every server before its first
+// call, so its first calls are spread over all of them (round-robin over
+// live connections would otherwise favour the first one up).
+func TestNewClientSpreadsFirstCalls(t *testing.T) {
+	cfg := testConfig()
+	mm := dummy.New()
+	srv := newTransport(t, cfg, mm)
+	startServers(t, srv, "spread", "s1", "s2", "s3")
+	for round := 0; round < 5; round++ {
+		cli, err := New(cfg, WithMatchmaker(mm))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[any]int{}
+		for i := 0; i < 3; i++ {
+			res := call(t, cli, messaging.Target{Topic: "spread"}, "echo", "x")
+			got[res]++
+		}
+		_ = cli.Close()
+		if len(got) != 3 {
+			t.Fatalf("round %d: the first 3 calls of a new client went to %v, want one each", round, got)
+		}
+	}
+}
