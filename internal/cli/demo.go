@@ -33,9 +33,10 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	defer c.close()
 	cfg := *c.cfg
-	// All-in-one: one process, so the Dummy matchmaker and loopback.
+	// All-in-one: one process, so the Dummy matchmaker and loopback, and
+	// no router proxy: fanouts go directly, one copy per server.
 	cfg.Matchmaker = "dummy"
-	cfg.UseRouterProxy = false
+	cfg.UseRouterProxy, cfg.UsePubSub = false, false
 	cfg.Host, cfg.BindAddress = "127.0.0.1", "127.0.0.1"
 	mm := dummy.New()
 	defer mm.Close()
