@@ -7,7 +7,7 @@ GO        ?= go
 BIN       := bin
 TESTFLAGS ?= -race -timeout 25m
 
-.PHONY: all deps build demo test lab-test lint fuzz clean
+.PHONY: all deps build demo test lab-test test-deploy lint fuzz clean
 
 all: build
 
@@ -28,12 +28,19 @@ lint:
 test: deps lint
 	$(GO) test $(TESTFLAGS) $$($(GO) list ./... | grep -v '/lab$$')
 	$(MAKE) lab-test
+	$(MAKE) test-deploy
 
 # The multi-node lab (lab/): Docker containers of images built from Debian
 # packages. It skips without a Docker daemon unless FABRIC_REQUIRE_DOCKER=1
 # (.ci/run sets it where a daemon answers); -v puts its fault figures in the log.
 lab-test: deps
 	$(GO) test -v -count=1 -timeout 20m ./lab/...
+
+# The deployment code: DevStack plugin (bats, shellcheck), Ansible lint and
+# a converge/verify run against containers (FABRIC_SKIP_DOCKER=1 skips that
+# part on purpose on a machine without Docker).
+test-deploy: deps
+	bash ci/test-deploy.sh
 
 # A short fuzzing run of the wire decoders (the seeds already run in make test).
 fuzz: deps

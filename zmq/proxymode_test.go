@@ -345,3 +345,23 @@ func TestAcksRetryZeroMeansNoRetry(t *testing.T) {
 }
 
 var proxyLog = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// newBenchProxy runs one proxy for a benchmark and returns its stop.
+func newBenchProxy(b *testing.B, cfg *config.Config, mm matchmaker.Matchmaker) (func(), error) {
+	pc := *cfg
+	pc.Proxy.Host = "127.0.0.1"
+	p, err := proxy.New(&pc, proxy.WithMatchmaker(mm), proxy.WithLogger(proxyLog))
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	select {
+	case <-p.Ready():
+	case err := <-done:
+		cancel()
+		return nil, err
+	}
+	return func() { cancel(); <-done }, nil
+}
