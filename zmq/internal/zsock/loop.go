@@ -5,7 +5,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"log/slog"
+	"os"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -29,8 +31,18 @@ type RecvFunc func(frames [][]byte, err error)
 // hand it work with Do or Call; it wakes on an eventfd, which senders only
 // write when the queue was empty, so a busy loop takes work in batches with
 // one wake-up (house rule 8: no per-message hand-off beyond the one queue).
+//
+// The loop never blocks inside libzmq: a goroutine blocked in a cgo call
+// keeps its P until sysmon retakes it (20 us to 10 ms later), so with two
+// loops on two cores every goroutine they wake would wait that long. It
+// polls with a zero timeout and sleeps in Go's netpoller instead, on an
+// epoll set of the eventfd and every socket's ZMQ_FD.
 type Loop struct {
 	efd int
+	ep  int      // epoll set: efd and each socket's ZMQ_FD, level-triggered
+	epf *os.File // ep, registered with Go's netpoller
+	epc syscall.RawConn
+	evs [16]unix.EpollEvent
 	log *slog.Logger
 
 	mu     sync.Mutex
@@ -43,10 +55,12 @@ type Loop struct {
 	entries []*entry
 	dirty   bool
 	drained []chan struct{}
+	blind   int // sockets whose ZMQ_FD is not watched
 	done    chan struct{}
 }
 
 type entry struct {
+	fd      int // ZMQ_FD in the epoll set
 	sock    *Socket
 	onRecv  RecvFunc
 	backlog []pending
@@ -68,10 +82,53 @@ func NewLoop(log *slog.Logger) (*Loop, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &Loop{efd: efd, log: log, done: make(chan struct{})}
+	ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		unix.Close(efd)
+		return nil, err
+	}
+	l := &Loop{efd: efd, ep: ep, log: log, done: make(chan struct{})}
+	if err = l.watchFd(efd); err == nil {
+		err = unix.SetNonblock(ep, true)
+	}
+	if err == nil {
+		// A non-blocking descriptor makes os.NewFile use the netpoller.
+		l.epf = os.NewFile(uintptr(ep), "zsock-epoll")
+		l.epc, err = l.epf.SyscallConn()
+	}
+	if err != nil {
+		if l.epf != nil {
+			l.epf.Close()
+		} else {
+			unix.Close(ep)
+		}
+		unix.Close(efd)
+		return nil, err
+	}
 	l.poller.AddFd(efd, PollIn)
 	go l.run()
 	return l, nil
+}
+
+func (l *Loop) watchFd(fd int) error {
+	return unix.EpollCtl(l.ep, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd)})
+}
+
+// sleep waits in the netpoller until a watched descriptor is readable or
+// timeout passes (negative: no limit).
+func (l *Loop) sleep(timeout time.Duration) {
+	if timeout == 0 {
+		return
+	}
+	var deadline time.Time
+	if timeout > 0 {
+		deadline = time.Now().Add(timeout)
+	}
+	_ = l.epf.SetReadDeadline(deadline)
+	_ = l.epc.Read(func(fd uintptr) bool {
+		n, err := unix.EpollWait(int(fd), l.evs[:], 0)
+		return n > 0 || (err != nil && err != unix.EINTR)
+	})
 }
 
 // Do queues fn to run on the loop goroutine and returns at once.
@@ -128,8 +185,19 @@ func (l *Loop) Add(s *Socket, onRecv RecvFunc) {
 	if onRecv != nil {
 		ev = PollIn
 	}
+	fd, err := s.FD()
+	if err == nil {
+		err = l.watchFd(fd)
+	}
+	if err != nil {
+		// Without its descriptor the socket could stall the loop's sleep:
+		// it is still polled, at least every pollFallback.
+		l.log.Error("cannot watch a socket's ZMQ_FD", "err", err)
+		l.blind++
+		fd = -1
+	}
 	l.poller.AddSocket(s, ev)
-	l.entries = append(l.entries, &entry{sock: s, onRecv: onRecv})
+	l.entries = append(l.entries, &entry{fd: fd, sock: s, onRecv: onRecv})
 }
 
 // Remove stops polling s and drops its queued sends with ErrLoopClosed. It
@@ -138,6 +206,11 @@ func (l *Loop) Remove(s *Socket) {
 	if e := l.find(s); e != nil {
 		e.removed = true
 		l.dirty = true
+		if e.fd >= 0 {
+			_ = unix.EpollCtl(l.ep, unix.EPOLL_CTL_DEL, e.fd, nil)
+		} else {
+			l.blind--
+		}
 		for _, p := range e.backlog {
 			if p.onDrop != nil {
 				p.onDrop(ErrLoopClosed)
@@ -185,11 +258,25 @@ func (l *Loop) Send(s *Socket, frames [][]byte, deadline time.Time, onDrop func(
 	e.backlog = append(e.backlog, pending{frames: frames, deadline: deadline, onDrop: onDrop})
 }
 
+// pollFallback bounds the sleep while a socket's descriptor is not watched.
+const pollFallback = 10 * time.Millisecond
+
 func (l *Loop) run() {
 	defer close(l.done)
 	defer unix.Close(l.efd)
+	defer l.epf.Close()
 	for {
-		n, err := l.poller.Poll(l.timeout())
+		// Process commands and see what is ready without blocking; sleep
+		// in the netpoller only when nothing is.
+		n, err := l.poller.Poll(0)
+		if err == nil && n == 0 {
+			t := l.timeout()
+			if l.blind > 0 && (t < 0 || t > pollFallback) {
+				t = pollFallback
+			}
+			l.sleep(t)
+			n, err = l.poller.Poll(0)
+		}
 		if err != nil {
 			l.log.Error("zmq poll failed", "err", err)
 			l.drainAfterError()

@@ -294,6 +294,18 @@ func (s *Socket) Events() (int, error) {
 	return int(v), nil
 }
 
+// FD returns the socket's notification file descriptor (ZMQ_FD): it
+// becomes readable when the socket has commands to process, after which
+// Events or a zero-timeout Poll tells what is ready.
+func (s *Socket) FD() (int, error) {
+	var v C.int
+	sz := C.size_t(unsafe.Sizeof(v))
+	if rc, err := C.zmq_getsockopt(s.p, C.ZMQ_FD, unsafe.Pointer(&v), &sz); rc != 0 {
+		return -1, errnoErr("getsockopt(FD)", err)
+	}
+	return int(v), nil
+}
+
 // LastEndpoint returns the endpoint of the last Bind (with the real port).
 func (s *Socket) LastEndpoint() (string, error) {
 	buf := make([]byte, 256)
