@@ -7,7 +7,7 @@ GO        ?= go
 BIN       := bin
 TESTFLAGS ?= -race -timeout 25m
 
-.PHONY: all deps build demo test lab-test test-deploy lint fuzz clean
+.PHONY: all deps build demo test lab-test test-deploy bench bench-quick lint fuzz clean
 
 all: build
 
@@ -41,6 +41,14 @@ lab-test: deps
 # part on purpose on a machine without Docker).
 test-deploy: deps
 	bash ci/test-deploy.sh
+
+# The benchmark table of BENCHMARKS.md: raw libzmq, our driver and proxy,
+# NATS, interleaved, five rounds (about 11 minutes); bench-quick is a smoke run.
+bench:
+	bash bench/run.sh
+
+bench-quick:
+	bash bench/run.sh --quick
 
 # A short fuzzing run of the wire decoders (the seeds already run in make test).
 fuzz: deps

@@ -3,7 +3,7 @@
 # Idempotent: does nothing when everything is present.
 set -euo pipefail
 
-packages=(gcc pkg-config libzmq3-dev redis-server)
+packages=(gcc pkg-config libzmq3-dev redis-server nats-server)
 
 missing=()
 for p in "${packages[@]}"; do
