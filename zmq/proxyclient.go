@@ -19,6 +19,9 @@ import (
 // waitProxies waits until a proxy is known, for at most check_timeout when
 // ctx has no deadline.
 func (t *Transport) waitProxies(ctx context.Context) error {
+	if t.proxies.any() {
+		return nil // the common case, without a context per message
+	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, t.routes.check)
