@@ -41,6 +41,7 @@ type proxyDirectory struct {
 	pubSeen   map[matchmaker.Publisher]time.Time
 	rtSeen    map[string]time.Time // last time each entry was read from the registry
 	fetched   bool
+	outage    bool          // the last read failed
 	known     chan struct{} // closed once a proxy is known; replaced when all vanish
 }
 
@@ -159,16 +160,28 @@ func (d *proxyDirectory) refresh(ctx context.Context) (bool, error) {
 
 func (d *proxyDirectory) update(ctx context.Context) (bool, error) {
 	pubs, err := d.mm.Publishers(ctx)
-	if err != nil {
-		return false, err
-	}
-	rts, err := d.mm.Routers(ctx)
-	if err != nil {
-		return false, err
+	var rts []string
+	if err == nil {
+		rts, err = d.mm.Routers(ctx)
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	now := d.now()
+	if err != nil {
+		d.outage = true
+		return false, err
+	}
+	if d.outage {
+		// An outage does not age what was known: the keep period of every
+		// entry starts again at the first read after it.
+		for k := range d.pubSeen {
+			d.pubSeen[k] = now
+		}
+		for k := range d.rtSeen {
+			d.rtSeen[k] = now
+		}
+		d.outage = false
+	}
 	pubs = sticky(d.pubSeen, pubs, now, d.keep)
 	rts = sticky(d.rtSeen, rts, now, d.keep)
 	slices.SortFunc(pubs, func(a, b matchmaker.Publisher) int { return strings.Compare(a.String(), b.String()) })

@@ -114,3 +114,66 @@ func TestRouteCacheKeepsHostsOfAnEmptiedKey(t *testing.T) {
 		t.Fatalf("with keep 0, an empty read kept %v", r2.hosts)
 	}
 }
+
+// failingMM fails the directory's reads while fail is set.
+type failingMM struct {
+	matchmaker.Matchmaker
+	fail bool
+}
+
+func (f *failingMM) Publishers(ctx context.Context) ([]matchmaker.Publisher, error) {
+	if f.fail {
+		return nil, matchmaker.ErrUnavailable
+	}
+	return f.Matchmaker.Publishers(ctx)
+}
+
+func (f *failingMM) Routers(ctx context.Context) ([]string, error) {
+	if f.fail {
+		return nil, matchmaker.ErrUnavailable
+	}
+	return f.Matchmaker.Routers(ctx)
+}
+
+// A Redis outage longer than the keep period must not make the directory
+// drop what it knew at the first read after it, when Redis comes back
+// empty and the proxies have not registered again yet.
+func TestProxyDirectoryOutageDoesNotAge(t *testing.T) {
+	ctx := context.Background()
+	mm := &failingMM{Matchmaker: dummy.New()}
+	now := time.Unix(1000, 0)
+	d := newProxyDirectory(mm, slog.New(slog.NewTextHandler(io.Discard, nil)), time.Second, 5*time.Second, nil)
+	d.now = func() time.Time { return now }
+	pub := matchmaker.Publisher{PubAddress: "pub1", RouterAddress: "fe1"}
+	if err := mm.RegisterPublisher(ctx, pub, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := mm.RegisterRouter(ctx, "be1", 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mm.fail = true
+	now = now.Add(20 * time.Second)
+	if _, err := d.refresh(ctx); err == nil {
+		t.Fatal("a failing read succeeded")
+	}
+	// Redis is back, empty.
+	mm.fail = false
+	_ = mm.UnregisterPublisher(ctx, pub)
+	_ = mm.UnregisterRouter(ctx, "be1")
+	if _, err := d.refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := d.addresses(routers); !slices.Equal(got, []string{"be1"}) {
+		t.Fatalf("first read after the outage: routers %v, want be1 kept", got)
+	}
+	now = now.Add(5 * time.Second)
+	if _, err := d.refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := d.addresses(routers); len(got) != 0 {
+		t.Fatalf("a keep period after the outage: routers %v, want none", got)
+	}
+}

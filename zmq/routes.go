@@ -49,10 +49,11 @@ type routeCache struct {
 	// merely lost some hosts (a server stopped) changes at once.
 	keep time.Duration
 
-	mu   sync.RWMutex
-	m    map[string]*route
-	seen map[string]map[string]time.Time // key -> host -> last read
-	gen  uint64
+	mu    sync.RWMutex
+	m     map[string]*route
+	seen  map[string]map[string]time.Time // key -> host -> last read
+	stale map[string]bool                 // keys whose last read failed
+	gen   uint64
 }
 
 func newRouteCache(mm matchmaker.Matchmaker, lt matchmaker.ListenerType, cfg *config.Config, log *slog.Logger) *routeCache {
@@ -65,6 +66,7 @@ func newRouteCache(mm matchmaker.Matchmaker, lt matchmaker.ListenerType, cfg *co
 		keep:  cfg.TargetUpdate + time.Second,
 		m:     make(map[string]*route),
 		seen:  make(map[string]map[string]time.Time),
+		stale: make(map[string]bool),
 	}
 }
 
@@ -132,6 +134,14 @@ func (c *routeCache) store(key string, t matchmaker.Target, fanout bool, fetched
 		seen = make(map[string]time.Time)
 		c.seen[key] = seen
 	}
+	if c.stale[key] {
+		// A failed read does not age what was known: keep counts from the
+		// first read after the outage.
+		for h := range seen {
+			seen[h] = time.Now()
+		}
+		delete(c.stale, key)
+	}
 	hosts := slices.Clone(fetched)
 	if len(fetched) == 0 {
 		hosts = sticky(seen, nil, time.Now(), c.keep)
@@ -144,6 +154,7 @@ func (c *routeCache) store(key string, t matchmaker.Target, fanout bool, fetched
 	if len(hosts) == 0 {
 		delete(c.m, key)
 		delete(c.seen, key)
+		delete(c.stale, key)
 		return nil
 	}
 	if old != nil && slices.Equal(old.hosts, hosts) {
@@ -187,6 +198,9 @@ func (c *routeCache) refresh(ctx context.Context) {
 		hosts, err := c.lookupFunc(r.target, r.fanout)(ctx)
 		if err != nil {
 			c.log.Debug("route refresh failed, keeping cached hosts", "key", r.key, "err", err)
+			c.mu.Lock()
+			c.stale[r.key] = true
+			c.mu.Unlock()
 			continue
 		}
 		if c.store(r.key, r.target, r.fanout, hosts) == nil {
