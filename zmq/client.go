@@ -386,17 +386,25 @@ func (t *Transport) syncConnections(d *dealer, rt *route) {
 
 // onReply handles what a client DEALER receives (reference D2).
 func (t *Transport) onReply(frames [][]byte, err error) {
+	if r, ok := t.parseResponse(frames, err, wire.ParseDirectReply); ok {
+		t.completeCall(r)
+	}
+}
+
+// parseResponse validates what a client socket received with parse,
+// counting it, or counting and logging why it is dropped.
+func (t *Transport) parseResponse(frames [][]byte, err error, parse func([][]byte) (wire.Response, error)) (wire.Response, bool) {
 	if err != nil {
 		t.dropped("too_many_frames", err, "client")
-		return
+		return wire.Response{}, false
 	}
-	r, err := wire.ParseDirectReply(frames)
+	r, err := parse(frames)
 	if err != nil {
 		t.dropped(wire.DropReason(err), err, "client")
-		return
+		return wire.Response{}, false
 	}
 	t.stats.received.Add(1)
-	t.completeCall(r)
+	return r, true
 }
 
 // completeCall hands a reply to the call waiting for it, if any still is.

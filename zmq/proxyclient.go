@@ -113,16 +113,10 @@ func (t *Transport) proxySendError(err error) error {
 // onProxyResponse handles what the client DEALER receives (reference P3',
 // P4', P5): replies complete pending calls, acks stop re-sends.
 func (t *Transport) onProxyResponse(frames [][]byte, err error) {
-	if err != nil {
-		t.dropped("too_many_frames", err, "client")
+	r, ok := t.parseResponse(frames, err, wire.ParseProxyResponse)
+	if !ok {
 		return
 	}
-	r, err := wire.ParseProxyResponse(frames)
-	if err != nil {
-		t.dropped(wire.DropReason(err), err, "client")
-		return
-	}
-	t.stats.received.Add(1)
 	if r.Type == wire.Ack {
 		if t.acks != nil {
 			t.acks.ack(r.ID, r.ReplyID)
