@@ -187,7 +187,14 @@ func (p *proc) stderrTail() string {
 func (p *proc) cpuSeconds() (float64, error) {
 	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(p.pid()), "stat"))
 	if err != nil {
-		return 0, err
+		// Reaped already: Wait has the final figure (and the reason).
+		select {
+		case <-p.done:
+			st := p.cmd.ProcessState
+			return (st.UserTime() + st.SystemTime()).Seconds(), nil
+		case <-time.After(time.Second):
+			return 0, err
+		}
 	}
 	// Fields after the ")" that ends the command name: state is field 3,
 	// utime 14 and stime 15 (proc(5)).

@@ -165,7 +165,13 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer)
 			}
 		}
 	}()
-	return run(ctx, e, args[1:])
+	if err := run(ctx, e, args[1:]); err != nil {
+		return err
+	}
+	// Stay until the harness lets go: it reads our CPU time from /proc at
+	// the window's end, which a sender that exits at once would race.
+	<-ctx.Done()
+	return nil
 }
 
 // common flags of the sending and receiving roles.
