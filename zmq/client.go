@@ -218,7 +218,11 @@ func (t *Transport) castOne(ctx context.Context, target messaging.Target, msg *m
 		if !rt.ready.Load() {
 			t.awaitRoute(ctx, rt)
 		}
-		return t.handOff(rt, wire.DirectRequest(wire.Cast, id, payload), 1, wire.Cast)
+		g := t.flow.get(rt.key)
+		if err := g.enter(ctx); err != nil {
+			return t.ctxError(ctx, err)
+		}
+		return t.handOffGated(rt, wire.DirectRequest(wire.Cast, id, payload), g, wire.Cast)
 	}
 	if err := t.waitProxies(ctx); err != nil {
 		return err
@@ -293,6 +297,31 @@ func (t *Transport) handOff(rt *route, frames [][]byte, copies int, typ wire.Msg
 	return nil
 }
 
+// handOffGated is handOff of one cast that holds a place in g until libzmq
+// takes it or it is dropped.
+func (t *Transport) handOffGated(rt *route, frames [][]byte, g *flowGate, typ wire.MsgType) error {
+	deadline := time.Now().Add(t.cfg.ResponseTimeout)
+	onDrop := func(err error) {
+		g.leave()
+		t.stats.drop("send_failed")
+		t.log.Warn("message dropped", "type", typ, "key", rt.key, "err", t.sendError(rt, err))
+	}
+	err := t.loop.Do(func() {
+		d, err := t.dealerFor(rt)
+		if err != nil {
+			onDrop(err)
+			return
+		}
+		t.loop.SendTracked(d.sock, frames, deadline, onDrop, g.leave)
+		t.stats.sent.Add(1)
+	})
+	if err != nil {
+		g.leave()
+		return messaging.ErrClosed
+	}
+	return nil
+}
+
 // sendRoute runs on the loop: it finds or makes the DEALER for the route,
 // brings its connections up to date and sends copies messages.
 func (t *Transport) sendRoute(rt *route, frames [][]byte, copies int, deadline time.Time, onDrop func(error)) {
@@ -330,6 +359,11 @@ func (t *Transport) dealerFor(rt *route) (*dealer, error) {
 		}
 		if err == nil {
 			err = s.SetInt(zsock.OptImmediate, immediate)
+		}
+		if err == nil && !rt.fanout {
+			// Fanout sockets stay unlimited: a full pipe would make
+			// round-robin give its copy to another host.
+			err = s.SetInt(zsock.OptSndHWM, sendHWM)
 		}
 		if err != nil {
 			_ = s.Close()

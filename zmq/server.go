@@ -156,6 +156,10 @@ func (l *listener) openRouter() error {
 		if err = t.setCommonOptions(s); err == nil {
 			err = s.SetInt(zsock.OptRouterMandatory, 1)
 		}
+		if err == nil {
+			// Flow control (flow.go): a full pipe stops reading TCP.
+			err = s.SetInt(zsock.OptRcvHWM, sendHWM)
+		}
 		var port int
 		if err == nil {
 			port, err = zsock.BindRandomPort(s, bindHost, t.cfg.MinPort, t.cfg.MaxPort, t.cfg.BindPortRetries)

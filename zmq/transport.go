@@ -44,6 +44,7 @@ type Transport struct {
 	stats  counters
 	calls  pendingCalls
 	routes *routeCache
+	flow   gates // direct-mode casts, by registry key
 
 	// Proxy mode and pub/sub (nil without either): the registered router
 	// proxies, and the acked-delivery manager (rpc_use_acks in proxy mode).

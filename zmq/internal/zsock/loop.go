@@ -29,8 +29,8 @@ type RecvFunc func(frames [][]byte, err error)
 
 // Loop is the single goroutine that owns a set of sockets. Other goroutines
 // hand it work with Do or Call; it wakes on an eventfd, which senders only
-// write when the queue was empty, so a busy loop takes work in batches with
-// one wake-up (house rule 8: no per-message hand-off beyond the one queue).
+// write when the loop sleeps, so a busy loop takes work in batches without
+// a system call (house rule 8: no per-message hand-off beyond the one queue).
 //
 // The loop never blocks inside libzmq: a goroutine blocked in a cgo call
 // keeps its P until sysmon retakes it (20 us to 10 ms later), so with two
@@ -45,9 +45,10 @@ type Loop struct {
 	evs [16]unix.EpollEvent
 	log *slog.Logger
 
-	mu     sync.Mutex
-	queue  []func()
-	closed bool
+	mu       sync.Mutex
+	queue    []func()
+	closed   bool
+	sleeping bool // the loop is (about to be) asleep: Do must wake it
 
 	// Owned by the loop goroutine.
 	spare   []func()
@@ -71,6 +72,7 @@ type pending struct {
 	frames   [][]byte
 	deadline time.Time
 	onDrop   func(error)
+	onSent   func() // SendTracked only
 }
 
 // NewLoop starts a loop goroutine. log may be nil.
@@ -139,7 +141,8 @@ func (l *Loop) Do(fn func()) error {
 		return ErrLoopClosed
 	}
 	l.queue = append(l.queue, fn)
-	wake := len(l.queue) == 1
+	wake := l.sleeping
+	l.sleeping = false
 	l.mu.Unlock()
 	if wake {
 		l.wake()
@@ -164,6 +167,7 @@ func (l *Loop) Close() {
 	l.mu.Lock()
 	already := l.closed
 	l.closed = true
+	l.sleeping = false
 	l.mu.Unlock()
 	if !already {
 		l.wake()
@@ -236,6 +240,13 @@ func (l *Loop) find(s *Socket) *entry {
 // failure goes to onDrop straight away. Loop goroutine only; s must have
 // been added.
 func (l *Loop) Send(s *Socket, frames [][]byte, deadline time.Time, onDrop func(error)) {
+	l.SendTracked(s, frames, deadline, onDrop, nil)
+}
+
+// SendTracked is Send that also reports, with onSent, when libzmq has
+// taken the message: exactly one of onDrop and onSent runs. Senders use it
+// to bound what waits for a slow peer (flow control).
+func (l *Loop) SendTracked(s *Socket, frames [][]byte, deadline time.Time, onDrop func(error), onSent func()) {
 	e := l.find(s)
 	if e == nil {
 		if onDrop != nil {
@@ -246,6 +257,9 @@ func (l *Loop) Send(s *Socket, frames [][]byte, deadline time.Time, onDrop func(
 	if len(e.backlog) == 0 {
 		err := s.Send(frames, DontWait)
 		if err == nil {
+			if onSent != nil {
+				onSent()
+			}
 			return
 		}
 		if !errors.Is(err, ErrAgain) || deadline.IsZero() {
@@ -255,7 +269,7 @@ func (l *Loop) Send(s *Socket, frames [][]byte, deadline time.Time, onDrop func(
 			return
 		}
 	}
-	e.backlog = append(e.backlog, pending{frames: frames, deadline: deadline, onDrop: onDrop})
+	e.backlog = append(e.backlog, pending{frames: frames, deadline: deadline, onDrop: onDrop, onSent: onSent})
 }
 
 // pollFallback bounds the sleep while a socket's descriptor is not watched.
@@ -268,23 +282,25 @@ func (l *Loop) run() {
 	for {
 		// Process commands and see what is ready without blocking; sleep
 		// in the netpoller only when nothing is.
-		n, err := l.poller.Poll(0)
-		if err == nil && n == 0 {
+		n, err := l.poller.Ready()
+		if err == nil && n == 0 && l.goingToSleep() {
 			t := l.timeout()
 			if l.blind > 0 && (t < 0 || t > pollFallback) {
 				t = pollFallback
 			}
 			l.sleep(t)
-			n, err = l.poller.Poll(0)
+			l.mu.Lock()
+			l.sleeping = false
+			l.mu.Unlock()
+			// A wake-up written after this read costs one spare turn.
+			var b [8]byte
+			_, _ = unix.Read(l.efd, b[:])
+			n, err = l.poller.Ready()
 		}
 		if err != nil {
 			l.log.Error("zmq poll failed", "err", err)
 			l.drainAfterError()
 			return
-		}
-		if n > 0 && l.poller.Revents(0)&PollIn != 0 {
-			var b [8]byte
-			_, _ = unix.Read(l.efd, b[:])
 		}
 		stop := l.runQueue()
 		l.serviceSockets()
@@ -298,6 +314,19 @@ func (l *Loop) run() {
 			return
 		}
 	}
+}
+
+// goingToSleep marks the loop asleep unless work or a stop is waiting. A
+// busy loop is never woken: Do writes the eventfd only for a sleeping one,
+// which saves a system call per message under load.
+func (l *Loop) goingToSleep() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.queue) > 0 || l.closed {
+		return false
+	}
+	l.sleeping = true
+	return true
 }
 
 // runQueue runs the queued work and reports whether the loop must stop.
@@ -354,8 +383,11 @@ func (l *Loop) flush(e *entry) {
 		if errors.Is(err, ErrAgain) {
 			break
 		}
-		if err != nil && p.onDrop != nil {
+		switch {
+		case err != nil && p.onDrop != nil:
 			p.onDrop(err)
+		case err == nil && p.onSent != nil:
+			p.onSent()
 		}
 		sent++
 	}

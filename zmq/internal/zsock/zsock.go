@@ -87,8 +87,20 @@ static int zs_endpoint(int op, void *s, const char *ep) {
 	}
 }
 
-static int zs_send(void *s, void *buf, size_t len, int flags) {
-	return zmq_send(s, buf, len, flags);
+// zs_send_multi sends n frames packed back to back in buf, in one cgo call.
+// Only the first frame can see EAGAIN: libzmq takes the rest of a multipart
+// once its first frame is in. EINTR retries.
+static int zs_send_multi(void *s, const char *buf, const size_t *sizes, size_t n, int flags) {
+	for (size_t i = 0; i < n; i++) {
+		int fl = i + 1 < n ? flags | ZMQ_SNDMORE : flags;
+		int rc;
+		do {
+			rc = zmq_send(s, buf, sizes[i], fl);
+		} while (rc < 0 && zmq_errno() == EINTR);
+		if (rc < 0) return -1;
+		buf += sizes[i];
+	}
+	return 0;
 }
 
 */
@@ -226,6 +238,10 @@ type Socket struct {
 	p     unsafe.Pointer
 	typ   Type
 	multi *C.zs_multi
+
+	// Send packs a multipart here so it crosses into C once.
+	sendBuf   []byte
+	sendSizes []C.size_t
 }
 
 // NewSocket creates a socket of type t.
@@ -345,29 +361,33 @@ func (s *Socket) Disconnect(ep string) error { return s.endpointOp(3, "disconnec
 // fails with ErrAgain before any frame is queued: libzmq accepts the rest
 // of a multipart once its first frame is accepted.
 func (s *Socket) Send(frames [][]byte, flags int) error {
-	for i, f := range frames {
-		fl := C.int(flags)
-		if i < len(frames)-1 {
-			fl |= C.ZMQ_SNDMORE
-		}
-		var p unsafe.Pointer
-		if len(f) > 0 {
-			p = unsafe.Pointer(&f[0])
-		}
-		for {
-			rc, err := C.zs_send(s.p, p, C.size_t(len(f)), fl)
-			if rc >= 0 {
-				break
-			}
-			// libzmq accepts the rest of a multipart once its first frame is
-			// in, so only the first frame can see EAGAIN; EINTR just retries.
-			if err != syscall.EINTR {
-				return errnoErr("send", err)
-			}
-		}
+	if len(frames) == 0 {
+		return errors.New("zsock: send: no frame")
+	}
+	buf, sizes := s.sendBuf[:0], s.sendSizes[:0]
+	for _, f := range frames {
+		buf = append(buf, f...)
+		sizes = append(sizes, C.size_t(len(f)))
+	}
+	s.sendSizes = sizes
+	if len(buf) == 0 {
+		buf = append(buf, 0) // a valid pointer for an all-empty multipart
+	}
+	rc, err := C.zs_send_multi(s.p, (*C.char)(unsafe.Pointer(&buf[0])), &sizes[0], C.size_t(len(frames)), C.int(flags))
+	// Keep a modest buffer for the next send; let a rare huge one go.
+	if cap(buf) <= maxKeptSendBuf {
+		s.sendBuf = buf[:0]
+	} else {
+		s.sendBuf = nil
+	}
+	if rc < 0 {
+		return errnoErr("send", err)
 	}
 	return nil
 }
+
+// maxKeptSendBuf bounds the send buffer a socket keeps between sends.
+const maxKeptSendBuf = 1 << 20
 
 // Recv receives one whole multipart. Frames share one allocation. A
 // multipart with more than MaxFrames frames is drained and reported as

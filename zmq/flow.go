@@ -1,0 +1,87 @@
+package zmq
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+)
+
+// Flow control for direct-mode casts. The Python driver sets every HWM to
+// unlimited, so a caster outruns a slow server until memory runs out, and
+// on a shared machine the caster's CPU is taken from the server. Here the
+// round-robin DEALERs have a finite SNDHWM and the direct ROUTER a finite
+// RCVHWM (nothing is dropped: a full ROUTER pipe stops reading TCP, and a
+// full DEALER pipe makes sends wait in the loop's backlog), and a cast
+// waits while castQueueMax of its key's messages are still in that backlog.
+const (
+	// sendHWM is the SNDHWM of round-robin DEALERs and the RCVHWM of the
+	// direct-mode ROUTER, in messages per connection (libzmq's default).
+	sendHWM = 1000
+	// castQueueMax bounds the casts to one key that libzmq has not taken;
+	// waiting casters go on once it falls to castQueueLow.
+	castQueueMax = 1000
+	castQueueLow = castQueueMax / 2
+)
+
+// flowGate counts one key's casts between the hand-off and libzmq taking
+// them. Callers only touch an atomic unless the gate is full.
+type flowGate struct {
+	queued  atomic.Int64
+	waiting atomic.Bool  // a caster waits on open
+	waiters atomic.Int32 // callers blocked in enter (tests watch it)
+
+	mu   sync.Mutex
+	open chan struct{} // closed when queued falls to castQueueLow
+}
+
+// enter takes a place, waiting while the gate is full or until ctx ends.
+func (g *flowGate) enter(ctx context.Context) error {
+	for g.queued.Load() >= castQueueMax {
+		g.mu.Lock()
+		g.waiting.Store(true)
+		if g.queued.Load() < castQueueMax { // a leave came in between
+			g.mu.Unlock()
+			break
+		}
+		if g.open == nil {
+			g.open = make(chan struct{})
+		}
+		ch := g.open
+		g.mu.Unlock()
+		g.waiters.Add(1)
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			g.waiters.Add(-1)
+			return ctx.Err()
+		}
+		g.waiters.Add(-1)
+	}
+	g.queued.Add(1)
+	return nil
+}
+
+// leave gives a place back: libzmq took the message, or it was dropped.
+func (g *flowGate) leave() {
+	if g.queued.Add(-1) > castQueueLow || !g.waiting.Load() {
+		return
+	}
+	g.mu.Lock()
+	if g.open != nil {
+		close(g.open)
+		g.open = nil
+	}
+	g.waiting.Store(false)
+	g.mu.Unlock()
+}
+
+// gates hands out one flowGate per registry key.
+type gates struct{ m sync.Map }
+
+func (gs *gates) get(key string) *flowGate {
+	if g, ok := gs.m.Load(key); ok {
+		return g.(*flowGate)
+	}
+	g, _ := gs.m.LoadOrStore(key, new(flowGate))
+	return g.(*flowGate)
+}
