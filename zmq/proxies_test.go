@@ -115,6 +115,39 @@ func TestRouteCacheKeepsHostsOfAnEmptiedKey(t *testing.T) {
 	}
 }
 
+// After Redis comes back empty, servers register again one by one: a host
+// not back yet stays in the route for the keep period, so that its
+// connection (and the calls under way on it) is not dropped.
+func TestRouteCacheKeepsHostsWhileServersRegisterAgain(t *testing.T) {
+	cfg := testConfig()
+	cfg.TargetUpdate = time.Hour
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	tg := matchmaker.Target{Topic: "t"}
+	for _, tc := range []struct {
+		name   string
+		outage func(c *routeCache) // what the client saw while Redis was away
+	}{
+		{"an empty read", func(c *routeCache) { c.store("ROUTER/t", tg, false, nil) }},
+		{"a failed read", func(c *routeCache) { c.stale["ROUTER/t"] = true }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newRouteCache(dummy.New(), matchmaker.Router, cfg, quiet)
+			c.store("ROUTER/t", tg, false, []string{"a:1", "b:1", "c:1"})
+			tc.outage(c)
+			r := c.store("ROUTER/t", tg, false, []string{"b:1"})
+			if !slices.Equal(r.hosts, []string{"a:1", "b:1", "c:1"}) {
+				t.Fatalf("while servers register again: %v, want all three kept", r.hosts)
+			}
+			// Once the recovery period is over, a missing host goes at once.
+			c.recovering["ROUTER/t"] = time.Now().Add(-time.Second)
+			r = c.store("ROUTER/t", tg, false, []string{"a:1", "b:1"})
+			if !slices.Equal(r.hosts, []string{"a:1", "b:1"}) {
+				t.Fatalf("after the recovery period: %v, want c:1 gone", r.hosts)
+			}
+		})
+	}
+}
+
 // failingMM fails the directory's reads while fail is set.
 type failingMM struct {
 	matchmaker.Matchmaker

@@ -53,7 +53,12 @@ type routeCache struct {
 	m     map[string]*route
 	seen  map[string]map[string]time.Time // key -> host -> last read
 	stale map[string]bool                 // keys whose last read failed
-	gen   uint64
+	// recovering: until when a key keeps hosts missing from a read. After
+	// an outage, or an empty read (a restarted Redis), servers register
+	// again one by one; dropping the ones not back yet would disconnect
+	// them and lose the calls and replies under way on those connections.
+	recovering map[string]time.Time
+	gen        uint64
 }
 
 func newRouteCache(mm matchmaker.Matchmaker, lt matchmaker.ListenerType, cfg *config.Config, log *slog.Logger) *routeCache {
@@ -67,6 +72,8 @@ func newRouteCache(mm matchmaker.Matchmaker, lt matchmaker.ListenerType, cfg *co
 		m:     make(map[string]*route),
 		seen:  make(map[string]map[string]time.Time),
 		stale: make(map[string]bool),
+
+		recovering: make(map[string]time.Time),
 	}
 }
 
@@ -134,20 +141,28 @@ func (c *routeCache) store(key string, t matchmaker.Target, fanout bool, fetched
 		seen = make(map[string]time.Time)
 		c.seen[key] = seen
 	}
+	now := time.Now()
 	if c.stale[key] {
 		// A failed read does not age what was known: keep counts from the
 		// first read after the outage.
 		for h := range seen {
-			seen[h] = time.Now()
+			seen[h] = now
 		}
 		delete(c.stale, key)
+		c.recovering[key] = now.Add(c.keep)
 	}
-	hosts := slices.Clone(fetched)
-	if len(fetched) == 0 {
-		hosts = sticky(seen, nil, time.Now(), c.keep)
-	} else {
+	if len(fetched) == 0 && len(seen) > 0 && now.After(c.recovering[key]) {
+		c.recovering[key] = now.Add(c.keep)
+	}
+	var hosts []string
+	switch {
+	case len(fetched) == 0 || now.Before(c.recovering[key]):
+		hosts = sticky(seen, fetched, now, c.keep)
+	default:
+		// A server stopped: the change applies at once.
 		clear(seen)
-		sticky(seen, fetched, time.Now(), c.keep)
+		hosts = sticky(seen, fetched, now, c.keep)
+		delete(c.recovering, key)
 	}
 	slices.Sort(hosts)
 	old := c.m[key]
@@ -155,6 +170,7 @@ func (c *routeCache) store(key string, t matchmaker.Target, fanout bool, fetched
 		delete(c.m, key)
 		delete(c.seen, key)
 		delete(c.stale, key)
+		delete(c.recovering, key)
 		return nil
 	}
 	if old != nil && slices.Equal(old.hosts, hosts) {
