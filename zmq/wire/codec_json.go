@@ -1,22 +1,20 @@
 package wire
 
-import (
-	"encoding/json"
-	"errors"
-	"fmt"
-)
+import "fmt"
 
 // jsonCodec is oslo's default serialization. Output is compact (no spaces
 // after separators, non-ASCII left as UTF-8): Python's json.loads accepts
-// it (reference 2.2). Decoding follows encoding/json: numbers become
-// float64, objects map[string]any. It has no state, so it is trivially safe
-// for concurrent use; encoding/json pools its own buffers.
+// it (reference 2.2). It gives exactly what encoding/json's Marshal and
+// Unmarshal into an any give (numbers become float64, objects
+// map[string]any), with a faster path of its own (json_encode.go,
+// json_decode.go). It has no state, so it is trivially safe for
+// concurrent use; its scratch space is pooled.
 type jsonCodec struct{}
 
 func (jsonCodec) Name() string { return "json" }
 
 func (jsonCodec) EncodeRequest(reqCtx, body map[string]any) ([]byte, error) {
-	b, err := json.Marshal([2]any{objectOrEmpty(reqCtx), objectOrEmpty(body)})
+	b, err := marshalPair(objectOrEmpty(reqCtx), objectOrEmpty(body))
 	if err != nil {
 		return nil, fmt.Errorf("wire: json: encode request: %w", err)
 	}
@@ -32,7 +30,7 @@ func (jsonCodec) DecodeRequest(p []byte) (reqCtx, body map[string]any, err error
 }
 
 func (jsonCodec) EncodeReply(result any, failure string) ([]byte, error) {
-	b, err := json.Marshal([2]any{result, failureOrNull(failure)})
+	b, err := marshalPair(result, failureOrNull(failure))
 	if err != nil {
 		return nil, fmt.Errorf("wire: json: encode reply: %w", err)
 	}
@@ -47,21 +45,46 @@ func (jsonCodec) DecodeReply(p []byte) (result any, failure string, err error) {
 	return replyParts("json", v)
 }
 
-// unmarshalArray decodes a payload that must be a JSON array.
+// unmarshalArray decodes a payload that must be a JSON array. As with
+// json.Unmarshal into a []any, a syntax error comes first, then a top
+// level of the wrong kind, then a number out of range.
 func unmarshalArray(p []byte, what string) ([]any, error) {
-	var v []any
-	if err := json.Unmarshal(p, &v); err != nil {
-		var typeErr *json.UnmarshalTypeError
-		if errors.As(err, &typeErr) && typeErr.Field == "" {
-			// The top level is valid JSON of the wrong kind.
-			return nil, badPayload(nil, "json: %s payload is %s, want an array", what, article(typeErr.Value))
-		}
+	d := newJSONDecoder(p)
+	defer d.release()
+	a, top, err := d.decodeArray()
+	if err != nil {
 		return nil, badPayload(err, "json: %s payload", what)
 	}
-	if v == nil {
-		return nil, badPayload(nil, "json: %s payload is null, want an array", what)
+	if a == nil {
+		// The top level is valid JSON of the wrong kind.
+		kind := jsonKind(p[top])
+		if kind == "null" {
+			return nil, badPayload(nil, "json: %s payload is null, want an array", what)
+		}
+		return nil, badPayload(nil, "json: %s payload is %s, want an array", what, article(kind))
 	}
-	return v, nil
+	if d.numErr != nil {
+		return nil, badPayload(d.numErr, "json: %s payload", what)
+	}
+	return a, nil
+}
+
+// jsonKind names the kind of the JSON value beginning with c, in
+// encoding/json's words.
+func jsonKind(c byte) string {
+	switch c {
+	case '[':
+		return "array"
+	case '{':
+		return "object"
+	case '"':
+		return "string"
+	case 't', 'f':
+		return "bool"
+	case 'n':
+		return "null"
+	}
+	return "number"
 }
 
 func article(kind string) string {
