@@ -2,14 +2,22 @@
 # The benchmark of issue 6 in one command: installs what it needs (Debian
 # packages, as root or with password-less sudo), builds the harness and the
 # router proxy, and runs every cell as separate processes, interleaved,
-# printing medians and paired ratios (BENCHMARKS.md explains them).
+# printing medians and paired ratios (BENCHMARKS.md explains them), then the
+# scale section: CALL msg/s as servers (1 to 16) and callers (1 to 64) grow,
+# and the Redis matchmaker with 10,000 registered targets.
 #
-#   bench/run.sh                 full run: 5 rounds of 3 s windows (about 15 minutes)
-#   bench/run.sh --quick         smoke run: 1 round of 1 s windows (about a minute)
+#   bench/run.sh                 full run: 5 rounds of 3 s windows, then the scale
+#                                section in 3 rounds (about 20 minutes)
+#   bench/run.sh --quick         smoke run: 1 round of 1 s windows, no scale section (about a minute)
+#   bench/run.sh --scale-only    the scale section alone, 3 rounds (about 6 minutes)
+#   bench/run.sh --quick --scale-only   its smoke run: 1 round of 1 s windows (under a minute)
 #   bench/run.sh --help          every flag of the harness (fabricbench)
 #
 # Flags are passed on to fabricbench, e.g. --only ours-direct,raw-direct,
-# --json results.json, --profile ours-direct/call16 --profile-dir prof/.
+# --json results.json, --profile ours-direct/call16 --profile-dir prof/,
+# --scale=false (full run without the scale section), --scale (quick run
+# with it), --scale-servers 1,4,16, --scale-callers 1,64, --scale-reps N,
+# --redis-targets N (0 skips the Redis figure).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."

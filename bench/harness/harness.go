@@ -11,6 +11,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/oslozmq/fabric/matchmaker/redis/redisscale"
 	"io"
 	"os"
 	"os/exec"
@@ -40,6 +41,16 @@ type Options struct {
 	JSON       string // write the samples and the summary here
 	Source     string // what was measured (run.sh passes the git commit), for the report
 
+	// The scale section (scale.go), after the cells.
+	Scale             bool  // run it
+	ScaleOnly         bool  // run it and nothing else (no cell, no proxy memory)
+	ScaleReps         int   // rounds over its points
+	ScaleServers      []int // servers of the servers series
+	ScaleCallers      []int // callers of the callers series
+	RedisTargets      int   // targets of the Redis matchmaker figure; 0 skips it
+	RedisLookups      int   // timed lookups of one server's key
+	RedisTopicLookups int   // timed lookups of the topic's key (every target)
+
 	Timeout time.Duration // the whole run
 
 	Out io.Writer // the tables
@@ -48,8 +59,10 @@ type Options struct {
 
 // Quick and full settings.
 var (
-	quick = Options{Reps: 1, Size: 1024, Warmup: 300 * time.Millisecond, Duration: time.Second, ProxyPeers: 100, Timeout: 15 * time.Minute}
-	full  = Options{Reps: 5, Size: 1024, Warmup: time.Second, Duration: 3 * time.Second, ProxyPeers: 1000, Timeout: 90 * time.Minute}
+	quick = Options{Reps: 1, Size: 1024, Warmup: 300 * time.Millisecond, Duration: time.Second, ProxyPeers: 100, Timeout: 15 * time.Minute,
+		ScaleReps: 1, ScaleServers: defaultScaleServers, ScaleCallers: defaultScaleCallers, RedisTargets: 10000, RedisLookups: 200, RedisTopicLookups: 50}
+	full = Options{Reps: 5, Size: 1024, Warmup: time.Second, Duration: 3 * time.Second, ProxyPeers: 1000, Timeout: 90 * time.Minute,
+		Scale: true, ScaleReps: 3, ScaleServers: defaultScaleServers, ScaleCallers: defaultScaleCallers, RedisTargets: 10000, RedisLookups: 1000, RedisTopicLookups: 200}
 )
 
 // QuickOptions are the CI smoke settings: one round of one-second cells.
@@ -71,8 +84,18 @@ func ParseFlags(args []string) (Options, error) {
 	proxyBin := fs.String("proxy-bin", "", "oslo-messaging-zmq-proxy binary (default: beside fabricbench, then PATH)")
 	timeout := fs.Duration("timeout", 0, "bound on the whole run (default 90m; --quick 15m)")
 	source := fs.String("source", "", "what is measured, shown in the report (bench/run.sh passes the git commit)")
+	scale := fs.Bool("scale", false, "run the scale section after the cells (default true; --quick false)")
+	scaleOnly := fs.Bool("scale-only", false, "run the scale section only: no cell, no proxy memory")
+	scaleReps := fs.Int("scale-reps", 0, "rounds over the scale points (default 3; --quick 1)")
+	scaleServers := fs.String("scale-servers", formatCounts(defaultScaleServers), "servers of the scale section's servers series")
+	scaleCallers := fs.String("scale-callers", formatCounts(defaultScaleCallers), "callers of the scale section's callers series")
+	redisTargets := fs.Int("redis-targets", -1, "targets registered for the Redis matchmaker figure of the scale section, 0 to skip (default 10000)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: fabricbench [flags]\n\ncells: %s\n\n", strings.Join(cellIDs(), " "))
+		fmt.Fprintf(fs.Output(), "scale section: CALL msg/s of our driver, direct and proxied, as servers grow (one client, %d callers,\n"+
+			"calling the topic; raw direct alongside) and as callers grow (%d servers), with the cells' --warmup and\n"+
+			"--duration; then the Redis matchmaker with --redis-targets targets.\n\n",
+			serversSeriesCallers, callersSeriesServers)
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -104,7 +127,10 @@ func ParseFlags(args []string) (Options, error) {
 	if *only != "" {
 		o.Only = strings.Split(*only, ",")
 	}
-	if len(o.selected()) == 0 {
+	if err := o.parseScale(fs, *scale, *scaleOnly, *scaleReps, *scaleServers, *scaleCallers, *redisTargets); err != nil {
+		return Options{}, err
+	}
+	if !o.ScaleOnly && len(o.selected()) == 0 {
 		return Options{}, fmt.Errorf("--only %q selects no cell; cells are %s", *only, strings.Join(cellIDs(), " "))
 	}
 	if o.Profile != "" && !slices.Contains(cellIDs(), o.Profile) {
@@ -201,12 +227,18 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	defer redis.stop()
 	env.redis, env.redisAddr = redis, fmt.Sprintf("127.0.0.1:%d", redis.port)
-	nats, err := startNATS()
-	if err != nil {
-		return nil, err
+	cells := o.selected()
+	if o.ScaleOnly {
+		cells = nil
 	}
-	defer nats.stop()
-	env.nats, env.natsURL = nats, fmt.Sprintf("nats://127.0.0.1:%d", nats.port)
+	if len(cells) > 0 { // the scale section needs no NATS
+		nats, err := startNATS()
+		if err != nil {
+			return nil, err
+		}
+		defer nats.stop()
+		env.nats, env.natsURL = nats, fmt.Sprintf("nats://127.0.0.1:%d", nats.port)
+	}
 	env.confDirect = filepath.Join(dir, "direct.conf")
 	env.confProxy = filepath.Join(dir, "proxy.conf")
 	if err := errors.Join(writeConfig(env.confDirect, redis.port, false), writeConfig(env.confProxy, redis.port, true)); err != nil {
@@ -214,11 +246,13 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 
 	rep := newReport(o)
+	if o.ScaleOnly {
+		rep.Settings = "the scale section only"
+	}
 	rep.Machine = describeMachine()
 	if o.Source != "" {
 		rep.Machine = append(rep.Machine, "source: "+o.Source)
 	}
-	cells := o.selected()
 	total := len(cells) * o.Reps
 	n := 0
 	var failed []string
@@ -242,7 +276,10 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			fmt.Fprintf(o.Log, "[%d/%d] %-22s round %d %s\n", n, total, c.ID(), round+1, s.brief())
 		}
 	}
-	if o.ProxyPeers > 0 && ctx.Err() == nil {
+	if o.Scale && ctx.Err() == nil {
+		failed = append(failed, env.runScale(ctx, rep)...)
+	}
+	if o.ProxyPeers > 0 && !o.ScaleOnly && ctx.Err() == nil {
 		m, err := env.proxyMemory(ctx, o.ProxyPeers)
 		if err != nil {
 			failed = append(failed, "proxy memory")
@@ -324,7 +361,7 @@ func (s Sample) brief() string {
 func (env *runEnv) runCell(ctx context.Context, c Cell, round int) Sample {
 	s := Sample{Cell: c.ID(), Round: round}
 	// A clean registry: nothing of the previous cell's processes lingers.
-	if _, err := redisDo(env.redisAddr, "FLUSHALL"); err != nil {
+	if _, err := redisscale.Command(env.redisAddr, "FLUSHALL"); err != nil {
 		s.Err = err.Error()
 		return s
 	}
@@ -430,7 +467,7 @@ func (env *runEnv) meter(ctx context.Context, r *cellRun, w peer.Window) <-chan 
 		defer func() { out <- m }()
 		read := func() (cmds int64, proxy, total float64, err error) {
 			if ours {
-				if cmds, err = redisCommands(env.redisAddr); err != nil {
+				if cmds, err = redisscale.CommandCount(env.redisAddr); err != nil {
 					return
 				}
 			}

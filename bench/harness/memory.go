@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"github.com/oslozmq/fabric/matchmaker/redis/redisscale"
 	"net/http"
 	"strconv"
 	"strings"
@@ -24,7 +25,7 @@ type ProxyMemory struct {
 // proxy's connected_peers metric shows them all, and reads its RSS again.
 func (env *runEnv) proxyMemory(ctx context.Context, n int) (ProxyMemory, error) {
 	m := ProxyMemory{Peers: n}
-	if _, err := redisDo(env.redisAddr, "FLUSHALL"); err != nil {
+	if _, err := redisscale.Command(env.redisAddr, "FLUSHALL"); err != nil {
 		return m, err
 	}
 	r := &cellRun{env: env, cell: Cell{System: OurProxy, Op: "peers"}}

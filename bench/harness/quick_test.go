@@ -19,19 +19,7 @@ func TestQuick(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the quick benchmark takes a minute or two")
 	}
-	for _, bin := range []string{"redis-server", "nats-server"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			if os.Getenv("FABRIC_REQUIRE_BENCH") == "1" {
-				t.Fatalf("%s not found: install the Debian package %s (bench/run.sh does)", bin, bin)
-			}
-			t.Skipf("%s not found: install the Debian package %s (bench/run.sh does); FABRIC_REQUIRE_BENCH=1 makes this a failure", bin, bin)
-		}
-	}
-	dir := t.TempDir()
-	bins, err := proctest.Build(dir, "github.com/oslozmq/fabric/bench/cmd/fabricbench", "github.com/oslozmq/fabric/cmd/oslo-messaging-zmq-proxy")
-	if err != nil {
-		t.Fatal(err)
-	}
+	bins := buildBench(t, "redis-server", "nats-server")
 	o := harness.QuickOptions()
 	o.PeerBin, o.ProxyBin = bins[0], bins[1]
 	var out, log strings.Builder
@@ -55,4 +43,23 @@ func TestQuick(t *testing.T) {
 	if m := rep.ProxyMemory; m == nil || m.LoadedRSS <= 0 || m.Connected < m.Peers {
 		t.Errorf("proxy memory: %+v", m)
 	}
+}
+
+// buildBench fails (with FABRIC_REQUIRE_BENCH=1) or skips without the
+// servers a run needs, then builds fabricbench and the router proxy.
+func buildBench(t *testing.T, servers ...string) (bins []string) {
+	t.Helper()
+	for _, bin := range servers {
+		if _, err := exec.LookPath(bin); err != nil {
+			if os.Getenv("FABRIC_REQUIRE_BENCH") == "1" {
+				t.Fatalf("%s not found: install the Debian package %s (bench/run.sh does)", bin, bin)
+			}
+			t.Skipf("%s not found: install the Debian package %s (bench/run.sh does); FABRIC_REQUIRE_BENCH=1 makes this a failure", bin, bin)
+		}
+	}
+	bins, err := proctest.Build(t.TempDir(), "github.com/oslozmq/fabric/bench/cmd/fabricbench", "github.com/oslozmq/fabric/cmd/oslo-messaging-zmq-proxy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bins
 }

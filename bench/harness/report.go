@@ -3,6 +3,7 @@ package harness
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/oslozmq/fabric/matchmaker/redis/redisscale"
 	"io"
 	"math"
 	"os"
@@ -23,6 +24,11 @@ type Report struct {
 	Machine     []string     `json:"machine"`
 	Samples     []Sample     `json:"samples"`
 	ProxyMemory *ProxyMemory `json:"proxy_memory,omitempty"`
+
+	// The scale section (scale.go), when run.
+	ScaleSettings string             `json:"scale_settings,omitempty"`
+	Scale         []ScaleSample      `json:"scale,omitempty"`
+	RedisScale    *redisscale.Result `json:"redis_scale,omitempty"`
 }
 
 func newReport(o Options) *Report {
@@ -78,7 +84,12 @@ func hasProxyCPU(s Sample) bool { return s.ProxyCPU != nil && s.ProxyMsgRate > 0
 // Ratio pairs num and den round by round and returns the median of the
 // per-round ratios, and those ratios in round order.
 func (r *Report) Ratio(num, den Cell, m metric) (float64, []float64) {
-	ns, ds := r.ok(num), r.ok(den)
+	return pairedRatio(r.ok(num), r.ok(den), m.of)
+}
+
+// pairedRatio divides of(num) by of(den) in every round both have, and
+// returns the median and the ratios in round order.
+func pairedRatio[S any](ns, ds map[int]S, of func(S) float64) (float64, []float64) {
 	var rounds []int
 	for k := range ns {
 		if _, ok := ds[k]; ok {
@@ -88,8 +99,8 @@ func (r *Report) Ratio(num, den Cell, m metric) (float64, []float64) {
 	slices.Sort(rounds)
 	var v []float64
 	for _, k := range rounds {
-		if d := m.of(ds[k]); d > 0 {
-			v = append(v, m.of(ns[k])/d)
+		if d := of(ds[k]); d > 0 {
+			v = append(v, of(ns[k])/d)
 		}
 	}
 	return median(slices.Clone(v)), v
@@ -171,12 +182,15 @@ func (r *Report) Print(w io.Writer) {
 	for _, m := range r.Machine {
 		fmt.Fprintln(w, "  "+m)
 	}
-	r.printMedians(w)
-	fmt.Fprintln(w, "\nRatios, paired per round (same round, adjacent in time), then the median:")
-	r.printRatios(w, targetRatios, true)
-	fmt.Fprintln(w, "\nOther pairings, for context (rates: higher is better for ours; latency and CPU: lower):")
-	r.printRatios(w, contextRatios(), false)
-	r.printExtras(w)
+	if len(r.Samples) > 0 { // --scale-only runs no cell
+		r.printMedians(w)
+		fmt.Fprintln(w, "\nRatios, paired per round (same round, adjacent in time), then the median:")
+		r.printRatios(w, targetRatios, true)
+		fmt.Fprintln(w, "\nOther pairings, for context (rates: higher is better for ours; latency and CPU: lower):")
+		r.printRatios(w, contextRatios(), false)
+		r.printExtras(w)
+	}
+	r.printScale(w)
 }
 
 func (r *Report) printMedians(w io.Writer) {

@@ -2,10 +2,9 @@ package harness
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"fmt"
-	"io"
+	"github.com/oslozmq/fabric/matchmaker/redis/redisscale"
 	"net"
 	"os/exec"
 	"strconv"
@@ -94,81 +93,12 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-// redisDo sends one inline command and returns the whole reply: a status
-// or error line, or a bulk string. Enough for PING, FLUSHALL and INFO, and
-// no client library's connection pool between the harness and the counts.
-func redisDo(addr, command string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return "", err
-	}
-	defer conn.Close()
-	if dl, ok := ctx.Deadline(); ok {
-		_ = conn.SetDeadline(dl)
-	}
-	if _, err := conn.Write([]byte(command + "\r\n")); err != nil {
-		return "", err
-	}
-	r := bufio.NewReader(conn)
-	line, err := r.ReadString('\n')
-	if err != nil {
-		return "", err
-	}
-	line = strings.TrimRight(line, "\r\n")
-	switch {
-	case strings.HasPrefix(line, "+"):
-		return line[1:], nil
-	case strings.HasPrefix(line, "-"):
-		return "", fmt.Errorf("redis %s: %s", command, line[1:])
-	case strings.HasPrefix(line, "$"):
-		n, err := strconv.Atoi(line[1:])
-		if err != nil || n < 0 {
-			return "", fmt.Errorf("redis %s: bad reply %q", command, line)
-		}
-		buf := make([]byte, n+2)
-		if _, err := io.ReadFull(r, buf); err != nil {
-			return "", err
-		}
-		return string(buf[:n]), nil
-	}
-	return "", fmt.Errorf("redis %s: unexpected reply %q", command, line)
-}
-
 func redisPing(addr string) error {
-	got, err := redisDo(addr, "PING")
+	got, err := redisscale.Command(addr, "PING")
 	if err == nil && got != "PONG" {
 		err = fmt.Errorf("PING answered %q", got)
 	}
 	return err
-}
-
-// redisCommands is the total of INFO commandstats' calls, less the INFO
-// commands that measure it.
-func redisCommands(addr string) (int64, error) {
-	info, err := redisDo(addr, "INFO commandstats")
-	if err != nil {
-		return 0, err
-	}
-	var total int64
-	for _, line := range strings.Split(info, "\n") {
-		name, rest, ok := strings.Cut(strings.TrimSpace(line), ":")
-		if !ok || !strings.HasPrefix(name, "cmdstat_") || name == "cmdstat_info" {
-			continue
-		}
-		for _, kv := range strings.Split(rest, ",") {
-			if v, ok := strings.CutPrefix(kv, "calls="); ok {
-				n, err := strconv.ParseInt(v, 10, 64)
-				if err != nil {
-					return 0, fmt.Errorf("commandstats %q: %w", line, err)
-				}
-				total += n
-			}
-		}
-	}
-	return total, nil
 }
 
 // natsInfo reads the INFO line that nats-server greets a client with.

@@ -97,11 +97,13 @@ func oursClient(ctx context.Context, e *env, args []string) error {
 	var c common
 	var conf, topic, server, mode, probe string
 	var inflight int
+	var hist bool
 	err := parseFlags("ours-client", args, func(fs *flag.FlagSet) {
 		c.register(fs)
 		fs.StringVar(&conf, "config-file", "", "oslo-style ini file")
 		fs.StringVar(&topic, "topic", "bench", "topic")
-		fs.StringVar(&server, "server", "s1", "server name (call, cast)")
+		fs.StringVar(&server, "server", "s1", "server name (call, cast); empty: the topic, whose servers take turns")
+		fs.BoolVar(&hist, "hist", false, "add every call's latency to the result as a histogram (call)")
 		fs.StringVar(&mode, "mode", "call", "call, cast or fanout")
 		fs.IntVar(&inflight, "inflight", 1, "calls in flight (goroutines calling)")
 		fs.StringVar(&probe, "probe", "s1", "comma-separated servers that must answer a call before the client is ready")
@@ -132,7 +134,11 @@ func oursClient(ctx context.Context, e *env, args []string) error {
 	var r Result
 	switch mode {
 	case "call":
-		r = oursCalls(ctx, client, target, body, w, inflight)
+		var lats []time.Duration
+		r, lats = oursCalls(ctx, client, target, body, w, inflight)
+		if hist {
+			r.Hist = newHist(lats)
+		}
 	default:
 		if mode == "fanout" {
 			target = messaging.Target{Topic: topic, Fanout: true}
@@ -179,8 +185,8 @@ func oursProbe(ctx context.Context, client *messaging.Client, topic string, serv
 	return nil
 }
 
-func oursCalls(ctx context.Context, client *messaging.Client, target messaging.Target, body string, w Window, inflight int) Result {
-	return closedLoop(ctx, w, inflight, func() error {
+func oursCalls(ctx context.Context, client *messaging.Client, target messaging.Target, body string, w Window, inflight int) (Result, []time.Duration) {
+	return closedLoopLatencies(ctx, w, inflight, func() error {
 		_, err := client.Call(ctx, target, "echo", map[string]any{"message": body})
 		return err
 	})

@@ -42,6 +42,9 @@ type Result struct {
 	// P50 and P99 are round-trip latencies in seconds (callers only).
 	P50 float64 `json:"p50,omitempty"`
 	P99 float64 `json:"p99,omitempty"`
+	// Hist is every round-trip latency of the window, when asked for
+	// (ours-client --hist), so that the harness can merge processes.
+	Hist Hist `json:"hist_us,omitempty"`
 	// Seconds is the window's length.
 	Seconds float64 `json:"seconds"`
 }
@@ -286,6 +289,13 @@ func payload(n int) []byte {
 // closedLoop runs call back to back from inflight goroutines until the
 // window ends, and counts the calls that complete inside it.
 func closedLoop(ctx context.Context, w Window, inflight int, call func() error) Result {
+	r, _ := closedLoopLatencies(ctx, w, inflight, call)
+	return r
+}
+
+// closedLoopLatencies is closedLoop that also returns every latency it
+// measured in the window.
+func closedLoopLatencies(ctx context.Context, w Window, inflight int, call func() error) (Result, []time.Duration) {
 	results := make([]Result, inflight)
 	lats := make([]latencies, inflight)
 	var wg sync.WaitGroup
@@ -321,5 +331,5 @@ func closedLoop(ctx context.Context, w Window, inflight int, call func() error) 
 		all = append(all, lats[i]...)
 	}
 	r.P50, r.P99 = percentiles(all)
-	return r
+	return r, all
 }

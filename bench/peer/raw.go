@@ -149,7 +149,7 @@ func rawClient(ctx context.Context, e *env, args []string) error {
 	var inflight int
 	err := parseFlags("raw-client", args, func(fs *flag.FlagSet) {
 		c.register(fs)
-		fs.StringVar(&connect, "connect", "", "server or proxy front-end host:port")
+		fs.StringVar(&connect, "connect", "", "server or proxy front-end host:port; comma-separated servers share the calls (libzmq round-robin)")
 		fs.StringVar(&key, "routing-key", "", "through a proxy: the server identity (call, cast) or topic (fanout)")
 		fs.StringVar(&mode, "mode", "call", "call, cast or fanout")
 		fs.IntVar(&inflight, "inflight", 1, "calls in flight")
@@ -171,8 +171,10 @@ func rawClient(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer s.Close()
-	if err := s.Connect("tcp://" + connect); err != nil {
-		return err
+	for _, ep := range strings.Split(connect, ",") {
+		if err := s.Connect("tcp://" + ep); err != nil {
+			return err
+		}
 	}
 	body := payload(c.size)
 	base := time.Now()
