@@ -318,6 +318,8 @@ type Sample struct {
 	P99    float64 `json:"p99,omitempty"`
 	Errors int64   `json:"errors,omitempty"`
 	Sent   float64 `json:"sent_rate,omitempty"` // one-way senders: msg/s sent
+	// FirstError is the client's first failure in the window.
+	FirstError string `json:"first_error,omitempty"`
 
 	// Our driver's cells: Redis commands (any client) per message sent in
 	// the window.
@@ -348,7 +350,7 @@ func (s Sample) brief() string {
 	}
 	b += fmt.Sprintf("  cpu %s/op", micros(s.CPUPerOp))
 	if s.Errors > 0 {
-		b += fmt.Sprintf("  errors %d", s.Errors)
+		b += fmt.Sprintf("  errors %d (first: %q)", s.Errors, s.FirstError)
 	}
 	if s.RedisPerMsg != nil {
 		b += fmt.Sprintf("  redis %d cmds, %.5f/msg", s.RedisCmds, *s.RedisPerMsg)
@@ -398,7 +400,7 @@ func (env *runEnv) runCell(ctx context.Context, c Cell, round int) Sample {
 	}
 	m := <-meter
 	secs := w.End.Sub(w.Start).Seconds()
-	s.Errors = cr.Errors
+	s.Errors, s.FirstError = cr.Errors, cr.FirstError
 	switch c.Op.kind() {
 	case roundTrip:
 		s.Rate = float64(cr.Count) / secs

@@ -151,7 +151,7 @@ func oursClient(ctx context.Context, e *env, args []string) error {
 			err := client.Cast(ctx, target, "echo", map[string]any{"message": body})
 			if w.Contains(now) {
 				if err != nil {
-					r.Errors++
+					r.noteError(err)
 				} else {
 					r.Sent++
 				}

@@ -14,6 +14,7 @@ package peer
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -39,6 +40,8 @@ type Result struct {
 	Sent int64 `json:"sent,omitempty"`
 	// Errors counts failed operations (timeouts, send errors) in the window.
 	Errors int64 `json:"errors,omitempty"`
+	// FirstError is the text of the first of them, to tell why.
+	FirstError string `json:"first_error,omitempty"`
 	// P50 and P99 are round-trip latencies in seconds (callers only).
 	P50 float64 `json:"p50,omitempty"`
 	P99 float64 `json:"p99,omitempty"`
@@ -47,6 +50,14 @@ type Result struct {
 	Hist Hist `json:"hist_us,omitempty"`
 	// Seconds is the window's length.
 	Seconds float64 `json:"seconds"`
+}
+
+// noteError counts a failed operation and keeps the first one's text.
+func (r *Result) noteError(err error) {
+	r.Errors++
+	if r.FirstError == "" {
+		r.FirstError = err.Error()
+	}
 }
 
 // Window is the measurement interval the harness hands every role.
@@ -314,7 +325,7 @@ func closedLoopLatencies(ctx context.Context, w Window, inflight int, call func(
 					continue
 				}
 				if err != nil {
-					results[i].Errors++
+					results[i].noteError(err)
 					continue
 				}
 				results[i].Count++
@@ -328,6 +339,7 @@ func closedLoopLatencies(ctx context.Context, w Window, inflight int, call func(
 	for i := range inflight {
 		r.Count += results[i].Count
 		r.Errors += results[i].Errors
+		r.FirstError = cmp.Or(r.FirstError, results[i].FirstError)
 		all = append(all, lats[i]...)
 	}
 	r.P50, r.P99 = percentiles(all)
