@@ -344,7 +344,7 @@ func (c *cluster) waitProbe(ch <-chan probeRun) []probeResult {
 		}
 		if slices.ContainsFunc(pr.results, func(r probeResult) bool { return !r.OK }) && pr.stderr != "" {
 			lines := strings.Split(strings.TrimSpace(pr.stderr), "\n")
-			c.t.Logf("the probe's log:\n%s", strings.Join(lines[max(0, len(lines)-20):], "\n"))
+			c.t.Logf("the probe's log:\n%s", strings.Join(lines[max(0, len(lines)-60):], "\n"))
 		}
 		return pr.results
 	case <-time.After(4 * time.Minute):

@@ -61,7 +61,7 @@ func sticky[K comparable](seen map[K]time.Time, fetched []K, now time.Time, keep
 	}
 	var out []K
 	for k, t := range seen {
-		if now.Sub(t) < keep {
+		if now.Sub(t) < keep || !t.Before(now) { // what was just read stays, whatever keep
 			out = append(out, k)
 		} else {
 			delete(seen, k)

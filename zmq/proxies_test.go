@@ -91,58 +91,49 @@ func TestProxyDirectoryGrace(t *testing.T) {
 	check("missing for longer than keep", routers, "be2", "be3")
 }
 
-func TestRouteCacheKeepsHostsOfAnEmptiedKey(t *testing.T) {
-	cfg := testConfig()
-	cfg.TargetUpdate = time.Hour
-	c := newRouteCache(dummy.New(), matchmaker.Router, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	tg := matchmaker.Target{Topic: "t"}
-	r := c.store("ROUTER/t", tg, false, []string{"b:1", "a:1"})
-	if !slices.Equal(r.hosts, []string{"a:1", "b:1"}) {
-		t.Fatalf("hosts %v", r.hosts)
-	}
-	// A server stopped: the change applies at once.
-	if r = c.store("ROUTER/t", tg, false, []string{"a:1"}); !slices.Equal(r.hosts, []string{"a:1"}) {
-		t.Fatalf("after a host left: %v", r.hosts)
-	}
-	// The key read empty (Redis restarted): the known host is kept.
-	if r2 := c.store("ROUTER/t", tg, false, nil); r2 != r {
-		t.Fatalf("after an empty read: %v, want the same route", r2)
-	}
-	// Without keep, an empty read evicts the key.
-	c.keep = 0
-	if r2 := c.store("ROUTER/t", tg, false, nil); r2 != nil {
-		t.Fatalf("with keep 0, an empty read kept %v", r2.hosts)
-	}
-}
-
 // After Redis comes back empty, servers register again one by one: a host
-// not back yet stays in the route for the keep period, so that its
-// connection (and the calls under way on it) is not dropped.
-func TestRouteCacheKeepsHostsWhileServersRegisterAgain(t *testing.T) {
+// missing from a read stays in the route for the keep period, so that its
+// connection (and the calls under way on it) is not dropped; after that it
+// goes.
+func TestRouteCacheKeepsHostsForKeep(t *testing.T) {
 	cfg := testConfig()
 	cfg.TargetUpdate = time.Hour
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	tg := matchmaker.Target{Topic: "t"}
+	const key = "ROUTER/t"
 	for _, tc := range []struct {
-		name   string
-		outage func(c *routeCache) // what the client saw while Redis was away
+		name  string
+		reads [][]string // after a:1, b:1 and c:1 were read
+		stale bool       // a read failed in between
 	}{
-		{"an empty read", func(c *routeCache) { c.store("ROUTER/t", tg, false, nil) }},
-		{"a failed read", func(c *routeCache) { c.stale["ROUTER/t"] = true }},
+		{"a host missing", [][]string{{"a:1", "b:1"}}, false},
+		{"an empty read, then servers back one by one", [][]string{nil, {"b:1"}, {"a:1", "b:1"}}, false},
+		{"a failed read, then servers back one by one", [][]string{{"b:1"}}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := newRouteCache(dummy.New(), matchmaker.Router, cfg, quiet)
-			c.store("ROUTER/t", tg, false, []string{"a:1", "b:1", "c:1"})
-			tc.outage(c)
-			r := c.store("ROUTER/t", tg, false, []string{"b:1"})
-			if !slices.Equal(r.hosts, []string{"a:1", "b:1", "c:1"}) {
-				t.Fatalf("while servers register again: %v, want all three kept", r.hosts)
+			r := c.store(key, tg, false, []string{"c:1", "a:1", "b:1"})
+			if tc.stale {
+				c.stale[key] = true
 			}
-			// Once the recovery period is over, a missing host goes at once.
-			c.recovering["ROUTER/t"] = time.Now().Add(-time.Second)
-			r = c.store("ROUTER/t", tg, false, []string{"a:1", "b:1"})
+			for _, read := range tc.reads {
+				if r2 := c.store(key, tg, false, read); r2 != r {
+					t.Fatalf("after reading %v: %v, want the same route (all three kept)", read, r2)
+				}
+			}
+			// c:1 was last read longer than keep ago: it goes.
+			c.seen[key]["c:1"] = time.Now().Add(-c.keep - time.Second)
+			r = c.store(key, tg, false, []string{"a:1", "b:1"})
 			if !slices.Equal(r.hosts, []string{"a:1", "b:1"}) {
-				t.Fatalf("after the recovery period: %v, want c:1 gone", r.hosts)
+				t.Fatalf("after keep: %v, want c:1 gone", r.hosts)
+			}
+			// Without keep, a read is the route, and an empty read evicts the key.
+			c.keep = 0
+			if r = c.store(key, tg, false, []string{"a:1"}); !slices.Equal(r.hosts, []string{"a:1"}) {
+				t.Fatalf("with keep 0: %v", r.hosts)
+			}
+			if r = c.store(key, tg, false, nil); r != nil {
+				t.Fatalf("with keep 0, an empty read kept %v", r.hosts)
 			}
 		})
 	}

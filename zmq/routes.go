@@ -43,22 +43,20 @@ type routeCache struct {
 	wait  time.Duration // [matchmaker_redis] wait_timeout: longest pause between lookups of an empty key
 	check time.Duration // [matchmaker_redis] check_timeout: lookup budget without a deadline
 
-	// keep: when a refresh finds a key empty, its hosts are still used this
-	// long after they were last read: a restarted Redis comes back empty
-	// and servers register again within zmq_target_update. A key that
-	// merely lost some hosts (a server stopped) changes at once.
+	// keep: a host is used this long after it was last read. A restarted
+	// Redis comes back empty and servers register again one by one within
+	// zmq_target_update; a host dropped meanwhile would be disconnected,
+	// losing the calls on its connection (libzmq may still route a send to
+	// a pipe it is tearing down). A server that really stopped costs
+	// nothing meanwhile: its connection is gone, and with IMMEDIATE the
+	// DEALER sends only on live ones.
 	keep time.Duration
 
 	mu    sync.RWMutex
 	m     map[string]*route
 	seen  map[string]map[string]time.Time // key -> host -> last read
 	stale map[string]bool                 // keys whose last read failed
-	// recovering: until when a key keeps hosts missing from a read. After
-	// an outage, or an empty read (a restarted Redis), servers register
-	// again one by one; dropping the ones not back yet would disconnect
-	// them and lose the calls and replies under way on those connections.
-	recovering map[string]time.Time
-	gen        uint64
+	gen   uint64
 }
 
 func newRouteCache(mm matchmaker.Matchmaker, lt matchmaker.ListenerType, cfg *config.Config, log *slog.Logger) *routeCache {
@@ -72,8 +70,6 @@ func newRouteCache(mm matchmaker.Matchmaker, lt matchmaker.ListenerType, cfg *co
 		m:     make(map[string]*route),
 		seen:  make(map[string]map[string]time.Time),
 		stale: make(map[string]bool),
-
-		recovering: make(map[string]time.Time),
 	}
 }
 
@@ -130,9 +126,9 @@ func (c *routeCache) get(ctx context.Context, target messaging.Target, fanout bo
 	}
 }
 
-// store records the hosts read for key (or, if none, those read within
-// keep) and returns the route (nil if that leaves none), keeping the
-// current snapshot (and its generation) when nothing changed.
+// store records the hosts read for key and returns the route of every host
+// read within keep (nil if none is), keeping the current snapshot (and its
+// generation) when nothing changed.
 func (c *routeCache) store(key string, t matchmaker.Target, fanout bool, fetched []string) *route {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -149,28 +145,14 @@ func (c *routeCache) store(key string, t matchmaker.Target, fanout bool, fetched
 			seen[h] = now
 		}
 		delete(c.stale, key)
-		c.recovering[key] = now.Add(c.keep)
 	}
-	if len(fetched) == 0 && len(seen) > 0 && now.After(c.recovering[key]) {
-		c.recovering[key] = now.Add(c.keep)
-	}
-	var hosts []string
-	switch {
-	case len(fetched) == 0 || now.Before(c.recovering[key]):
-		hosts = sticky(seen, fetched, now, c.keep)
-	default:
-		// A server stopped: the change applies at once.
-		clear(seen)
-		hosts = sticky(seen, fetched, now, c.keep)
-		delete(c.recovering, key)
-	}
+	hosts := sticky(seen, fetched, now, c.keep)
 	slices.Sort(hosts)
 	old := c.m[key]
 	if len(hosts) == 0 {
 		delete(c.m, key)
 		delete(c.seen, key)
 		delete(c.stale, key)
-		delete(c.recovering, key)
 		return nil
 	}
 	if old != nil && slices.Equal(old.hosts, hosts) {

@@ -21,6 +21,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -86,7 +87,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	// Info: what the driver saw of a fault (routes dropped, proxies
 	// lost) is what the tests show next to a failed call.
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	// A probe that outlives --max is stuck: say where, and end, so the
+	// test reports it instead of timing out its exec without a word.
+	watchdog := time.AfterFunc(o.max+o.timeout+20*time.Second, func() {
+		fmt.Fprintf(stderr, "labprobe: still running %v after --max; goroutines:\n", o.timeout+20*time.Second)
+		_ = pprof.Lookup("goroutine").WriteTo(stderr, 2)
+		os.Exit(3)
+	})
+	defer watchdog.Stop()
 	tr, err := zmq.New(cfg, zmq.WithLogger(log))
 	if err != nil {
 		return err
