@@ -216,9 +216,29 @@ func (t *Transport) Close() error {
 		return nil
 	})
 	t.loop.Close()
-	err := t.zctx.Term()
+	err := t.termContext()
 	t.closeMM()
 	return err
+}
+
+// termContext ends the ZeroMQ context, waiting at most the linger time and
+// two seconds more. libzmq resolves a connect's host name in its I/O
+// thread, blocking it while a name server does not answer (a host cut off
+// the network): zmq_ctx_term would wait for that, and a closing service
+// would hang. The context is then left to the process's exit.
+func (t *Transport) termContext() error {
+	done := make(chan error, 1)
+	go func() { done <- t.zctx.Term() }()
+	wait := time.Duration(zsock.LingerMs(t.cfg))*time.Millisecond + 2*time.Second
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	select {
+	case err := <-done:
+		return err
+	case <-timer.C:
+		t.log.Warn("ZeroMQ context not terminated; leaving it (a connection may be stuck resolving a host name)", "waited", wait)
+		return nil
+	}
 }
 
 func (t *Transport) closeMM() {
