@@ -139,6 +139,24 @@ func TestRouteCacheKeepsHostsForKeep(t *testing.T) {
 	}
 }
 
+// In proxy mode the client picks server identities itself, so one that
+// left the key leaves the route at once; an emptied key keeps its hosts.
+func TestRouteCacheProxyModeDropsLeftHostsAtOnce(t *testing.T) {
+	cfg := testConfig()
+	cfg.TargetUpdate = time.Hour
+	c := newRouteCache(dummy.New(), matchmaker.Dealer, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	tg := matchmaker.Target{Topic: "t"}
+	const key = "DEALER/t"
+	c.store(key, tg, false, []string{"h/a", "h/b"})
+	r := c.store(key, tg, false, []string{"h/a"})
+	if !slices.Equal(r.hosts, []string{"h/a"}) {
+		t.Fatalf("after h/b left: %v, want h/a alone", r.hosts)
+	}
+	if r2 := c.store(key, tg, false, nil); r2 != r {
+		t.Fatalf("after an empty read: %v, want the same route", r2)
+	}
+}
+
 // failingMM fails the directory's reads while fail is set.
 type failingMM struct {
 	matchmaker.Matchmaker

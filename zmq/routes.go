@@ -49,7 +49,8 @@ type routeCache struct {
 	// losing the calls on its connection (libzmq may still route a send to
 	// a pipe it is tearing down). A server that really stopped costs
 	// nothing meanwhile: its connection is gone, and with IMMEDIATE the
-	// DEALER sends only on live ones.
+	// DEALER sends only on live ones. In proxy mode only an empty read
+	// keeps hosts (see store).
 	keep time.Duration
 
 	mu    sync.RWMutex
@@ -145,6 +146,13 @@ func (c *routeCache) store(key string, t matchmaker.Target, fanout bool, fetched
 			seen[h] = now
 		}
 		delete(c.stale, key)
+	}
+	if len(fetched) > 0 && c.lt == matchmaker.Dealer {
+		// Proxy mode: the client picks a server's identity itself and the
+		// proxy drops what it cannot route, so a server that left must
+		// leave the route at once. Only an empty key (a restarted Redis)
+		// keeps its hosts.
+		clear(seen)
 	}
 	hosts := sticky(seen, fetched, now, c.keep)
 	slices.Sort(hosts)
