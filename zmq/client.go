@@ -128,7 +128,7 @@ func (t *Transport) Call(ctx context.Context, target messaging.Target, msg *mess
 		err = t.loop.Do(func() {
 			t.sendRoute(rt, frames, 1, deadline, func(err error) {
 				t.calls.complete(id, callResult{err: t.sendError(rt, err)})
-			})
+			}, nil)
 		})
 	}
 	if err != nil {
@@ -222,7 +222,7 @@ func (t *Transport) castOne(ctx context.Context, target messaging.Target, msg *m
 		if err := g.enter(ctx); err != nil {
 			return t.ctxError(ctx, err)
 		}
-		return t.handOffGated(rt, wire.DirectRequest(wire.Cast, id, payload), g, wire.Cast)
+		return t.handOff(rt, wire.DirectRequest(wire.Cast, id, payload), 1, wire.Cast, g)
 	}
 	if err := t.waitProxies(ctx); err != nil {
 		return err
@@ -278,60 +278,51 @@ func (t *Transport) multisend(ctx context.Context, typ wire.MsgType, target mess
 	if err != nil {
 		return err
 	}
-	return t.handOff(rt, wire.DirectRequest(typ, id, payload), len(rt.hosts), typ)
+	return t.handOff(rt, wire.DirectRequest(typ, id, payload), len(rt.hosts), typ, nil)
 }
 
 // handOff queues an unanswered message for the loop; a message that no
-// peer takes within rpc_response_timeout is logged and counted.
-func (t *Transport) handOff(rt *route, frames [][]byte, copies int, typ wire.MsgType) error {
+// peer takes within rpc_response_timeout is logged and counted. With a
+// gate (flow control), each copy holds a place in it until libzmq takes
+// it or it is dropped.
+func (t *Transport) handOff(rt *route, frames [][]byte, copies int, typ wire.MsgType, g *flowGate) error {
 	deadline := time.Now().Add(t.cfg.ResponseTimeout)
-	err := t.loop.Do(func() {
-		t.sendRoute(rt, frames, copies, deadline, func(err error) {
-			t.stats.drop("send_failed")
-			t.log.Warn("message dropped", "type", typ, "key", rt.key, "err", t.sendError(rt, err))
-		})
-	})
-	if err != nil {
-		return messaging.ErrClosed
+	var onSent func()
+	if g != nil {
+		onSent = g.leave
 	}
-	return nil
-}
-
-// handOffGated is handOff of one cast that holds a place in g until libzmq
-// takes it or it is dropped.
-func (t *Transport) handOffGated(rt *route, frames [][]byte, g *flowGate, typ wire.MsgType) error {
-	deadline := time.Now().Add(t.cfg.ResponseTimeout)
 	onDrop := func(err error) {
-		g.leave()
+		if g != nil {
+			g.leave()
+		}
 		t.stats.drop("send_failed")
 		t.log.Warn("message dropped", "type", typ, "key", rt.key, "err", t.sendError(rt, err))
 	}
-	err := t.loop.Do(func() {
-		d, err := t.dealerFor(rt)
-		if err != nil {
-			onDrop(err)
-			return
-		}
-		t.loop.SendTracked(d.sock, frames, deadline, onDrop, g.leave)
-		t.stats.sent.Add(1)
-	})
+	err := t.loop.Do(func() { t.sendRoute(rt, frames, copies, deadline, onDrop, onSent) })
 	if err != nil {
-		g.leave()
+		if g != nil {
+			for range copies {
+				g.leave()
+			}
+		}
 		return messaging.ErrClosed
 	}
 	return nil
 }
 
 // sendRoute runs on the loop: it finds or makes the DEALER for the route,
-// brings its connections up to date and sends copies messages.
-func (t *Transport) sendRoute(rt *route, frames [][]byte, copies int, deadline time.Time, onDrop func(error)) {
+// brings its connections up to date and sends copies messages. Each copy
+// ends in onDrop, or in onSent (if not nil) once libzmq has taken it.
+func (t *Transport) sendRoute(rt *route, frames [][]byte, copies int, deadline time.Time, onDrop func(error), onSent func()) {
 	d, err := t.dealerFor(rt)
 	if err != nil {
-		onDrop(err)
+		for range copies {
+			onDrop(err)
+		}
 		return
 	}
 	for i := 0; i < copies; i++ {
-		t.loop.Send(d.sock, frames, deadline, onDrop)
+		t.loop.SendTracked(d.sock, frames, deadline, onDrop, onSent)
 	}
 	t.stats.sent.Add(uint64(copies))
 }

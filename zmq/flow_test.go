@@ -31,7 +31,10 @@ func TestFlowGate(t *testing.T) {
 	// before.
 	entered := make(chan error, 1)
 	go func() { entered <- g.enter(ctx) }()
-	for g.waiters.Load() == 0 {
+	for deadline := time.Now().Add(5 * time.Second); g.waiters.Load() == 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("the caster never waited on the full gate")
+		}
 		select {
 		case err := <-entered:
 			t.Fatalf("entered a full gate: %v", err)
