@@ -5,6 +5,7 @@ package demo
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -13,8 +14,9 @@ import (
 
 // Service records what it is sent. Its zero value is ready to use.
 type Service struct {
-	mu   sync.Mutex
-	seen []any
+	mu      sync.Mutex
+	seen    []any
+	changed chan struct{} // closed and replaced when seen grows
 }
 
 // Register adds the service's methods to srv:
@@ -41,8 +43,35 @@ func (s *Service) echo(_ context.Context, args map[string]any) (any, error) {
 	arg := args["arg"]
 	s.mu.Lock()
 	s.seen = append(s.seen, arg)
+	if s.changed != nil {
+		close(s.changed)
+		s.changed = nil
+	}
 	s.mu.Unlock()
 	return arg, nil
+}
+
+// WaitSeen waits until echo has recorded arg, or ctx ends. A CAST is
+// handled on its own goroutine, so a later call can be answered first:
+// callers that must know a cast arrived wait for it here.
+func (s *Service) WaitSeen(ctx context.Context, arg any) error {
+	for {
+		s.mu.Lock()
+		if slices.Contains(s.seen, arg) {
+			s.mu.Unlock()
+			return nil
+		}
+		if s.changed == nil {
+			s.changed = make(chan struct{})
+		}
+		ch := s.changed
+		s.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("%v not seen: %w", arg, ctx.Err())
+		}
+	}
 }
 
 // Seen returns the args echo has recorded.

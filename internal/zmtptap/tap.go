@@ -55,7 +55,9 @@ func Start(t testing.TB, target string) *Tap {
 // Addr is the "host:port" peers connect to instead of the target.
 func (tp *Tap) Addr() string { return tp.ln.Addr().String() }
 
-// Messages returns what has crossed so far, in arrival order.
+// Messages returns what has crossed so far, in order within each direction
+// of a connection. Each direction is decoded on its own goroutine after it
+// is forwarded, so a reply can be recorded before the request it answers.
 func (tp *Tap) Messages() []Message {
 	tp.mu.Lock()
 	defer tp.mu.Unlock()
