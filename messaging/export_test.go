@@ -12,3 +12,7 @@ var (
 
 // SetNotifierClock makes n stamp notifications with now.
 func SetNotifierClock(n *Notifier, now func() time.Time) { n.now = now }
+
+// OnWorkerIdle calls f each time one of s's handler workers becomes idle.
+// Set it before Start.
+func OnWorkerIdle(s *Server, f func()) { s.r.idled = f }

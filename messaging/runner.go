@@ -20,13 +20,16 @@ const (
 
 // runner is the lifecycle and worker pool shared by Server and
 // NotificationListener. The driver calls handle from its receive loop, so
-// handle never blocks: each message gets its own goroutine, which then waits
-// for one of the max concurrency slots.
+// handle never blocks: it queues the message (FIFO, unbounded: the
+// driver's flow control bounds what arrives) and wakes an idle worker, or
+// starts one while fewer than max concurrency exist. Workers outlive their
+// message, so a busy server neither starts a goroutine nor grows a fresh
+// stack per message (both showed in profiles).
 type runner struct {
 	log    *slog.Logger
-	sem    chan struct{}
-	serve  func(ctx context.Context, in Incoming) // runs holding a slot
-	reject func(in Incoming)                      // the runner stopped before in got a slot
+	max    int                                    // workers at most: handlers running at once
+	serve  func(ctx context.Context, in Incoming) // runs on a worker
+	reject func(in Incoming)                      // the runner stopped before in ran
 
 	// ctx is the parent of every handler's ctx; Stop cancels it.
 	ctx    context.Context
@@ -38,22 +41,33 @@ type runner struct {
 	state    runState
 	listener Listener
 
-	mu        sync.Mutex // orders wg.Add against Stop's wg.Wait
+	mu        sync.Mutex // guards what follows; orders wg.Add against Stop's wg.Wait
 	accepting bool
-	wg        sync.WaitGroup
+	wg        sync.WaitGroup // one per message not yet served or rejected
+	pending   []Incoming     // FIFO from head
+	head      int
+	workers   int
+	idle      int        // workers waiting on wake, not yet handed work
+	wake      *sync.Cond // on mu
+	quit      bool       // workers exit once pending is empty
+	pool      sync.WaitGroup
+
+	idled func() // tests: a worker is about to wait for work; under mu
 }
 
 func newRunner(log *slog.Logger, maxConcurrency int, serve func(context.Context, Incoming), reject func(Incoming)) *runner {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &runner{
+	r := &runner{
 		log:    log,
-		sem:    make(chan struct{}, maxConcurrency),
+		max:    maxConcurrency,
 		serve:  serve,
 		reject: reject,
 		ctx:    ctx,
 		cancel: cancel,
 		done:   make(chan struct{}),
 	}
+	r.wake = sync.NewCond(&r.mu)
+	return r
 }
 
 // start subscribes through listen; it fails once stopped or when running.
@@ -86,28 +100,66 @@ func (r *runner) setAccepting(v bool) {
 // handle is the Handler given to the driver.
 func (r *runner) handle(in Incoming) {
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	if !r.accepting {
-		r.mu.Unlock()
 		// Only a driver delivering after Listener.Stop gets here.
 		r.log.Debug("message dropped: not serving")
 		return
 	}
 	r.wg.Add(1)
-	r.mu.Unlock()
-	go r.run(in)
+	r.pending = append(r.pending, in)
+	switch {
+	case r.idle > 0:
+		// Counted off here, so that a burst wakes as many workers as
+		// it has messages.
+		r.idle--
+		r.wake.Signal()
+	case r.workers < r.max:
+		r.workers++
+		r.pool.Add(1)
+		go r.worker()
+	}
 }
 
+// worker runs queued messages, in order, until Stop tells it to quit.
+func (r *runner) worker() {
+	defer r.pool.Done()
+	r.mu.Lock()
+	for {
+		for r.head == len(r.pending) {
+			if r.quit {
+				r.workers--
+				r.mu.Unlock()
+				return
+			}
+			// Drained: its array is reused from the start (popped
+			// slots are already cleared).
+			r.pending, r.head = r.pending[:0], 0
+			r.idle++
+			if r.idled != nil {
+				r.idled()
+			}
+			r.wake.Wait()
+		}
+		in := r.pending[r.head]
+		r.pending[r.head] = nil
+		r.head++
+		if r.head >= 1024 && 2*r.head >= len(r.pending) {
+			// Never drained under steady load: move the rest down
+			// so that the array stops growing.
+			n := copy(r.pending, r.pending[r.head:])
+			clear(r.pending[n:])
+			r.pending, r.head = r.pending[:n], 0
+		}
+		r.mu.Unlock()
+		r.run(in)
+		r.mu.Lock()
+	}
+}
+
+// run serves in, or rejects it once the runner is stopping.
 func (r *runner) run(in Incoming) {
 	defer r.wg.Done()
-	// The slot is taken here, never in handle, so that a full pool cannot
-	// stall the driver's receive loop.
-	select {
-	case r.sem <- struct{}{}:
-	case <-r.ctx.Done():
-		r.reject(in)
-		return
-	}
-	defer func() { <-r.sem }()
 	if r.ctx.Err() != nil {
 		r.reject(in)
 		return
@@ -154,6 +206,12 @@ func (r *runner) stop(ctx context.Context) error {
 		errs = append(errs, ctx.Err())
 	}
 	r.cancel()
+	// Every message has run or been rejected: the workers can go.
+	r.mu.Lock()
+	r.quit = true
+	r.wake.Broadcast()
+	r.mu.Unlock()
+	r.pool.Wait()
 	r.err = errors.Join(errs...)
 	close(r.done)
 	return r.err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -501,4 +502,102 @@ func TestCastRuns(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec.wait(t, ctx, 1)
+}
+
+// TestWorkersReused: messages handled one after another run on one worker
+// goroutine, not on a new goroutine each (profiles showed goroutine starts
+// and stack growth per message), and Stop ends the workers (goleak).
+func TestWorkersReused(t *testing.T) {
+	ctx := testCtx(t)
+	d := newCaptureDriver()
+	s, err := messaging.NewServer(d, messaging.Target{Topic: "t", Server: "s"}, quiet(), messaging.WithMaxConcurrency(4))
+	if err != nil {
+		t.Fatal(err)
+	}
+	goroutines := map[string]bool{}
+	mustRegister(t, s, "who", func(context.Context, map[string]any) (any, error) {
+		buf := make([]byte, 64)
+		id, _, _ := strings.Cut(strings.TrimPrefix(string(buf[:runtime.Stack(buf, false)]), "goroutine "), " ")
+		goroutines[id] = true // one at a time: the test waits for each reply
+		return id, nil
+	})
+	idle := make(chan struct{}, 1)
+	messaging.OnWorkerIdle(s, func() {
+		select {
+		case idle <- struct{}{}:
+		default:
+		}
+	})
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	h := <-d.handlers
+	for range 50 {
+		in := newCall("who")
+		h(in)
+		if r := in.wait(t, ctx); r.failure != nil {
+			t.Fatalf("reply %+v", r.failure)
+		}
+		// The reply leaves before its worker is idle again.
+		select {
+		case <-idle:
+		case <-ctx.Done():
+			t.Fatal("the worker did not become idle")
+		}
+	}
+	if len(goroutines) != 1 {
+		t.Errorf("50 messages in turn ran on %d goroutines, want 1", len(goroutines))
+	}
+	if err := s.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestQueueOrder: with every worker busy, messages wait in arrival order,
+// however many (past the queue's compaction point), and all are served.
+func TestQueueOrder(t *testing.T) {
+	ctx := testCtx(t)
+	d := newCaptureDriver()
+	s, err := messaging.NewServer(d, messaging.Target{Topic: "t", Server: "s"}, quiet(), messaging.WithMaxConcurrency(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	var order []int // one worker: no lock needed
+	mustRegister(t, s, "n", func(_ context.Context, args map[string]any) (any, error) {
+		n := args["n"].(int)
+		if n == 0 {
+			<-release
+		}
+		order = append(order, n)
+		return n, nil
+	})
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	h := <-d.handlers
+	const total = 3000
+	ins := make([]*fakeIncoming, total)
+	for i := range ins {
+		ins[i] = newCall("n")
+		ins[i].msg.Body["args"] = map[string]any{"n": i}
+		h(ins[i])
+	}
+	close(release)
+	for _, in := range ins {
+		if r := in.wait(t, ctx); r.failure != nil {
+			t.Fatalf("reply %+v", r.failure)
+		}
+	}
+	if len(order) != total {
+		t.Fatalf("%d messages ran, want %d", len(order), total)
+	}
+	for i, n := range order {
+		if n != i {
+			t.Fatalf("message %d ran as number %d, want arrival order", n, i)
+		}
+	}
+	if err := s.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -170,7 +170,7 @@ func (l *listener) openRouter() error {
 		}
 		l.sock = s
 		l.host = net.JoinHostPort(t.cfg.Host, strconv.Itoa(port))
-		t.loop.Add(s, func(frames [][]byte, err error) { l.onRequest(s, frames, err) })
+		t.loop.AddBorrowing(s, func(frames [][]byte, err error) { l.onRequest(s, frames, err) })
 		return nil
 	})
 }
@@ -241,7 +241,7 @@ func (l *listener) newDealer(addr string) (*zsock.Socket, error) {
 		_ = s.Close()
 		return nil, err
 	}
-	t.loop.Add(s, func(frames [][]byte, err error) { l.onRequest(s, frames, err) })
+	t.loop.AddBorrowing(s, func(frames [][]byte, err error) { l.onRequest(s, frames, err) })
 	return s, nil
 }
 
@@ -271,7 +271,7 @@ func (l *listener) openSub() error {
 		return err
 	}
 	l.sub, l.subMon, l.subUp = s, mon, make(map[string]bool)
-	t.loop.Add(s, l.onPublished)
+	t.loop.AddBorrowing(s, l.onPublished)
 	t.loop.Add(mon, l.onSubEvent)
 	t.watchProxies(s, publishers)
 	return nil
@@ -392,7 +392,9 @@ func (l *listener) closeSocket() {
 
 // onRequest validates and decodes what the ROUTER receives (reference D1'),
 // then hands it to the handler. Anything malformed is dropped and counted;
-// the loop goes on.
+// the loop goes on. The frames are borrowed (Loop.AddBorrowing): what
+// outlives this call is copied, the peer and id here, the payload by
+// decoding it.
 func (l *listener) onRequest(via *zsock.Socket, frames [][]byte, err error) {
 	t := l.t
 	if err != nil {
@@ -409,6 +411,7 @@ func (l *listener) onRequest(via *zsock.Socket, frames [][]byte, err error) {
 		t.dropped(wire.DropReason(err), err, "server")
 		return
 	}
+	req.Peer, req.ID = clone2(req.Peer, req.ID)
 	var entry *cacheEntry
 	if l.seen != nil && (req.Type == wire.Call || req.Type == wire.Cast) {
 		var dup bool
@@ -500,6 +503,8 @@ func (l *listener) onPublished(frames [][]byte, err error) {
 		t.dropped(wire.DropReason(err), err, "subscriber")
 		return
 	}
+	// Borrowed frames, as in onRequest.
+	_, req.ID = clone2(nil, req.ID)
 	for _, tg := range l.targets {
 		if string(req.Topic) == tg.Topic {
 			l.dispatch(req, nil, nil)
@@ -509,7 +514,16 @@ func (l *listener) onPublished(frames [][]byte, err error) {
 	// Another topic sharing our prefix: not for us, not an error.
 }
 
-// dispatch decodes a valid request and hands it to the handler.
+// clone2 copies a and b into one new allocation.
+func clone2(a, b []byte) ([]byte, []byte) {
+	buf := make([]byte, len(a)+len(b))
+	n := copy(buf, a)
+	copy(buf[n:], b)
+	return buf[:n:n], buf[n:]
+}
+
+// dispatch decodes a valid request and hands it to the handler. The
+// codecs copy what they decode: nothing refers to req.Payload afterwards.
 func (l *listener) dispatch(req wire.Request, via *zsock.Socket, entry *cacheEntry) {
 	t := l.t
 	if l.notify != (req.Type == wire.Notify) {

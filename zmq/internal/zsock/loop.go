@@ -64,6 +64,7 @@ type entry struct {
 	fd      int // ZMQ_FD in the epoll set
 	sock    *Socket
 	onRecv  RecvFunc
+	borrow  bool // onRecv gets RecvBorrowed's frames
 	backlog []pending
 	removed bool
 }
@@ -185,6 +186,16 @@ func (l *Loop) wake() {
 // Add starts polling s and delivering what it receives to onRecv (nil for a
 // send-only socket). Loop goroutine only.
 func (l *Loop) Add(s *Socket, onRecv RecvFunc) {
+	l.add(s, onRecv, false)
+}
+
+// AddBorrowing is Add for a receiver that copies what it keeps: the frames
+// given to onRecv are valid only until it returns (Socket.RecvBorrowed).
+func (l *Loop) AddBorrowing(s *Socket, onRecv RecvFunc) {
+	l.add(s, onRecv, true)
+}
+
+func (l *Loop) add(s *Socket, onRecv RecvFunc, borrow bool) {
 	ev := 0
 	if onRecv != nil {
 		ev = PollIn
@@ -201,7 +212,7 @@ func (l *Loop) Add(s *Socket, onRecv RecvFunc) {
 		fd = -1
 	}
 	l.poller.AddSocket(s, ev)
-	l.entries = append(l.entries, &entry{fd: fd, sock: s, onRecv: onRecv})
+	l.entries = append(l.entries, &entry{fd: fd, sock: s, onRecv: onRecv, borrow: borrow})
 }
 
 // Remove stops polling s and drops its queued sends with ErrLoopClosed. It
@@ -355,7 +366,7 @@ func (l *Loop) serviceSockets() {
 		}
 		if rev&PollIn != 0 && e.onRecv != nil {
 			for k := 0; k < recvBurst && !e.removed; k++ {
-				frames, err := e.sock.Recv(DontWait)
+				frames, err := e.sock.recv(DontWait, e.borrow)
 				if errors.Is(err, ErrAgain) {
 					break
 				}

@@ -209,3 +209,84 @@ func TestLoopClosedRejectsWork(t *testing.T) {
 		t.Fatalf("Do after Close: %v", err)
 	}
 }
+
+// TestRecvBorrowed: frames come right whatever the size, the buffer is
+// reused from one message to the next (the point of borrowing), and a
+// message larger than maxKeptRecvBuf is read without being kept.
+func TestRecvBorrowed(t *testing.T) {
+	ctx, err := NewContext()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ctx.Term()
+	pull, err := ctx.NewSocket(DEALER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pull.Close()
+	push, err := ctx.NewSocket(DEALER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer push.Close()
+	for _, s := range []*Socket{pull, push} {
+		if err := s.SetInt(OptLinger, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := pull.SetInt(OptRcvTimeo, 5000); err != nil {
+		t.Fatal(err)
+	}
+	if err := pull.Bind("inproc://borrow"); err != nil {
+		t.Fatal(err)
+	}
+	if err := push.Connect("inproc://borrow"); err != nil {
+		t.Fatal(err)
+	}
+	many := make([][]byte, MaxFrames+1)
+	for i := range many {
+		many[i] = []byte{byte(i)}
+	}
+	for i, tc := range []struct {
+		name   string
+		frames [][]byte
+		reuse  bool // shares the previous message's buffer
+		err    error
+	}{
+		{name: "first", frames: [][]byte{[]byte("id"), {}, bytes.Repeat([]byte("a"), 1000)}},
+		{name: "smaller", frames: [][]byte{[]byte("id2"), bytes.Repeat([]byte("b"), 500)}, reuse: true},
+		{name: "too many frames", frames: many, err: ErrTooManyFrames},
+		{name: "larger than kept", frames: [][]byte{bytes.Repeat([]byte("c"), maxKeptRecvBuf+1)}},
+		{name: "after the large one", frames: [][]byte{[]byte("x"), bytes.Repeat([]byte("d"), 900)}, reuse: true},
+	} {
+		if err := push.Send(tc.frames, 0); err != nil {
+			t.Fatalf("%s: send: %v", tc.name, err)
+		}
+		before := cap(pull.recvBuf)
+		var first *byte
+		if before > 0 {
+			first = &pull.recvBuf[:1][0]
+		}
+		got, err := pull.RecvBorrowed(0)
+		if !errors.Is(err, tc.err) {
+			t.Fatalf("%s: err %v, want %v", tc.name, err, tc.err)
+		}
+		if err != nil {
+			continue
+		}
+		if len(got) != len(tc.frames) {
+			t.Fatalf("%s: %d frames, want %d", tc.name, len(got), len(tc.frames))
+		}
+		for k := range got {
+			if !bytes.Equal(got[k], tc.frames[k]) {
+				t.Errorf("%s: frame %d differs", tc.name, k)
+			}
+		}
+		if tc.reuse && (len(got[0]) == 0 || &got[0][:1][0] != first) {
+			t.Errorf("%s (message %d): not read into the kept buffer", tc.name, i)
+		}
+		if cap(pull.recvBuf) > maxKeptRecvBuf {
+			t.Errorf("%s: keeps a %d-byte buffer, bound %d", tc.name, cap(pull.recvBuf), maxKeptRecvBuf)
+		}
+	}
+}

@@ -162,6 +162,7 @@ const (
 	OptReconnectIvlMax   = C.ZMQ_RECONNECT_IVL_MAX
 	OptMaxMsgSize        = C.ZMQ_MAXMSGSIZE
 	OptEvents            = C.ZMQ_EVENTS
+	OptRcvTimeo          = C.ZMQ_RCVTIMEO
 	optLastEndpoint      = C.ZMQ_LAST_ENDPOINT
 )
 
@@ -242,6 +243,10 @@ type Socket struct {
 	// Send packs a multipart here so it crosses into C once.
 	sendBuf   []byte
 	sendSizes []C.size_t
+
+	// RecvBorrowed reads into these, reused from one message to the next.
+	recvBuf    []byte
+	recvFrames [][]byte
 }
 
 // NewSocket creates a socket of type t.
@@ -393,6 +398,22 @@ const maxKeptSendBuf = 1 << 20
 // multipart with more than MaxFrames frames is drained and reported as
 // ErrTooManyFrames.
 func (s *Socket) Recv(flags int) ([][]byte, error) {
+	return s.recv(flags, false)
+}
+
+// RecvBorrowed is Recv into buffers the socket reuses: the frames are
+// valid only until the next receive on s, so a caller that keeps a frame
+// (or a slice of one) must copy it. It saves a receiver that decodes what
+// it keeps an allocation the size of every message.
+func (s *Socket) RecvBorrowed(flags int) ([][]byte, error) {
+	return s.recv(flags, true)
+}
+
+// maxKeptRecvBuf bounds the receive buffer a socket keeps between
+// RecvBorrowed calls.
+const maxKeptRecvBuf = 64 << 10
+
+func (s *Socket) recv(flags int, borrow bool) ([][]byte, error) {
 	for {
 		rc, err := C.zs_recv_multi(s.p, C.int(flags), s.multi, MaxFrames)
 		if rc == 0 {
@@ -405,7 +426,19 @@ func (s *Socket) Recv(flags int) ([][]byte, error) {
 	m := s.multi
 	n := int(m.n)
 	total := int(m.total)
-	buf := make([]byte, total)
+	var buf []byte
+	var frames [][]byte
+	switch {
+	case !borrow:
+		buf, frames = make([]byte, total), make([][]byte, n)
+	case total <= cap(s.recvBuf):
+		buf, frames = s.recvBuf[:total], s.recvFrames[:0]
+	default:
+		buf, frames = make([]byte, total), s.recvFrames[:0]
+		if total <= maxKeptRecvBuf {
+			s.recvBuf = buf[:cap(buf)]
+		}
+	}
 	var sizes [MaxFrames]C.size_t
 	var dst *C.char
 	if total > 0 {
@@ -416,12 +449,19 @@ func (s *Socket) Recv(flags int) ([][]byte, error) {
 	if overflow {
 		return nil, ErrTooManyFrames
 	}
-	frames := make([][]byte, n)
 	off := 0
 	for i := 0; i < n; i++ {
 		sz := int(sizes[i])
-		frames[i] = buf[off : off+sz : off+sz]
+		f := buf[off : off+sz : off+sz]
+		if borrow {
+			frames = append(frames, f)
+		} else {
+			frames[i] = f
+		}
 		off += sz
+	}
+	if borrow {
+		s.recvFrames = frames
 	}
 	return frames, nil
 }
