@@ -309,7 +309,9 @@ func (l *Loop) run() {
 			n, err = l.poller.Ready()
 		}
 		if err != nil {
-			l.log.Error("zmq poll failed", "err", err)
+			// Not EINTR (Ready retries it): ETERM once the context is
+			// terminating, or a socket that is not one, a bug.
+			l.log.Error("zmq poll failed; the socket loop stops", "err", err)
 			l.drainAfterError()
 			return
 		}

@@ -1,20 +1,34 @@
 package zsock
 
 /*
+#include <errno.h>
 #include <zmq.h>
 
 // zs_ready sets the revents of every socket item from ZMQ_EVENTS, which
 // also processes the socket's pending commands, and returns how many are
 // ready. Unlike zmq_poll it makes no system call: raw descriptor items are
-// left at zero, for the caller's own epoll set.
-static int zs_ready(zmq_pollitem_t *items, int n) {
+// left at zero, for the caller's own epoll set. ZMQ_EVENTS fails with EINTR
+// when a signal lands while libzmq reads the socket's mailbox (Go signals
+// its threads often): that is retried. Any other failure leaves the item
+// not ready and is counted in *failed, with the first errno in *err.
+static int zs_ready(zmq_pollitem_t *items, int n, int *failed, int *err) {
 	int ready = 0;
+	*failed = 0;
+	*err = 0;
 	for (int i = 0; i < n; i++) {
 		items[i].revents = 0;
 		if (!items[i].socket) continue;
-		int ev = 0;
-		size_t sz = sizeof ev;
-		if (zmq_getsockopt(items[i].socket, ZMQ_EVENTS, &ev, &sz) != 0) return -1;
+		int ev = 0, rc;
+		size_t sz;
+		do {
+			sz = sizeof ev;
+			rc = zmq_getsockopt(items[i].socket, ZMQ_EVENTS, &ev, &sz);
+		} while (rc != 0 && zmq_errno() == EINTR);
+		if (rc != 0) {
+			if (!*failed) *err = zmq_errno();
+			(*failed)++;
+			continue;
+		}
 		items[i].revents = (short)(ev & items[i].events);
 		if (items[i].revents) ready++;
 	}
@@ -24,6 +38,7 @@ static int zs_ready(zmq_pollitem_t *items, int n) {
 import "C"
 
 import (
+	"fmt"
 	"syscall"
 	"time"
 	"unsafe"
@@ -91,14 +106,17 @@ func (p *Poller) Poll(timeout time.Duration) (int, error) {
 
 // Ready reports, without waiting and in one cgo call, which sockets are
 // ready for their events; raw descriptors always read as not ready. It
-// returns the number of ready items.
+// returns the number of ready items. A socket whose events cannot be read
+// (other than EINTR, which is retried) reads as not ready, and err says
+// how many failed and why: the other sockets' results stand.
 func (p *Poller) Ready() (int, error) {
 	if len(p.items) == 0 {
 		return 0, nil
 	}
-	rc, err := C.zs_ready((*C.zmq_pollitem_t)(unsafe.Pointer(&p.items[0])), C.int(len(p.items)))
-	if rc < 0 {
-		return 0, errnoErr("getsockopt(EVENTS)", err)
+	var failed, errno C.int
+	rc := C.zs_ready((*C.zmq_pollitem_t)(unsafe.Pointer(&p.items[0])), C.int(len(p.items)), &failed, &errno)
+	if failed > 0 {
+		return int(rc), fmt.Errorf("%d socket(s): %w", int(failed), errnoErr("getsockopt(EVENTS)", syscall.Errno(errno)))
 	}
 	return int(rc), nil
 }
