@@ -52,7 +52,7 @@ type Incoming interface {
 // Handler receives every incoming message of a listener. Drivers call it
 // from their receive loop, so it must return quickly (hand long work to
 // another goroutine). The Handlers of Server and NotificationListener never
-// block: they start a goroutine per message and return, and they never call
+// block: they queue the message for a worker and return, and they never call
 // Reply or Listener.Stop from inside the Handler.
 type Handler func(Incoming)
 

@@ -43,8 +43,9 @@ const defaultVersion = "1.0"
 
 // Server serves RPC calls and casts for a target, like oslo's RPCServer:
 // register methods, Start, and Stop when done. Messages are dispatched to
-// the endpoints by namespace, version and method (reference 6.3); each runs
-// in its own goroutine, at most WithMaxConcurrency at once.
+// the endpoints by namespace, version and method (reference 6.3); they run
+// on a pool of worker goroutines, at most WithMaxConcurrency at once, and
+// the rest wait in arrival order.
 type Server struct {
 	d      Driver
 	target Target
