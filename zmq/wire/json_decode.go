@@ -504,6 +504,14 @@ func (d *jsonDecoder) unescape(b []byte, i int) (string, error) {
 			return "", d.invalidChar("in string literal")
 		case c < utf8.RuneSelf:
 			j := i + 1
+			// Eight plain ASCII bytes at a time, as in string.
+			for j+8 <= len(data) {
+				x := binary.LittleEndian.Uint64(data[j:])
+				if !plainString8(x) || x&msbs != 0 {
+					break
+				}
+				j += 8
+			}
 			for j < len(data) && data[j] < utf8.RuneSelf && plainStringByte[data[j]] {
 				j++
 			}

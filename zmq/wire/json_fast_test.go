@@ -200,7 +200,7 @@ func TestFastJSONDecodeBytes(t *testing.T) {
 
 // Strings are scanned 8 bytes at a time: every byte value, and some
 // sequences, at every position of strings longer than that, as keys and
-// values, encoded and decoded.
+// values, encoded and decoded, and after an escape.
 func TestFastJSONStringBytes(t *testing.T) {
 	const base = "0123456789abcdefghijklmn"
 	inserts := []string{"\u2028", "\u2029", "é", "€", "😀", "\xe2\x80", "\xed\xa0\x80", "\xf0\x9f\x98", `\u00e9`, `\"`}
@@ -215,6 +215,9 @@ func TestFastJSONStringBytes(t *testing.T) {
 			checkDecode(t, []byte(`["`+s+`"]`))
 			checkDecode(t, []byte(`[{"`+s+`":0}]`))
 			checkDecode(t, []byte(`["`+s)) // unterminated
+			// After an escape, unescape scans the rest 8 bytes at a time.
+			checkDecode(t, []byte(`["\"`+s+`"]`))
+			checkDecode(t, []byte(`["\"`+s))
 		}
 	}
 }
