@@ -28,6 +28,9 @@ func TestVersionCompatible(t *testing.T) {
 		{"", "1.0", false},
 		{"1.x", "1.0", false},
 		{"1.0", "1.-1", false},
+		{"1.0", "1..0", false},
+		{"1.0", "1.", false},
+		{"7.5", "7.5.0.x", true}, // even a non-numeric fourth part
 	}
 	for _, tt := range tests {
 		if got := messaging.VersionCompatible(tt.impl, tt.req); got != tt.want {
