@@ -1,6 +1,7 @@
 package zmq
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -503,10 +504,9 @@ func (l *listener) onPublished(frames [][]byte, err error) {
 		t.dropped(wire.DropReason(err), err, "subscriber")
 		return
 	}
-	// Borrowed frames, as in onRequest.
-	_, req.ID = clone2(nil, req.ID)
 	for _, tg := range l.targets {
 		if string(req.Topic) == tg.Topic {
+			req.ID = bytes.Clone(req.ID) // borrowed frames, as in onRequest
 			l.dispatch(req, nil, nil)
 			return
 		}

@@ -68,6 +68,9 @@ func TestRequestRoundTrip(t *testing.T) {
 	for _, c := range codecs(t) {
 		t.Run(c.Name(), func(t *testing.T) {
 			reqCtx, body := sampleRequest()
+			if c.Name() == "msgpack" {
+				body["args"].(map[string]any)["blob"] = []byte("binary frame") // bin: decoded as []byte
+			}
 			p, err := c.EncodeRequest(reqCtx, body)
 			if err != nil {
 				t.Fatal(err)
@@ -76,8 +79,13 @@ func TestRequestRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// Servers decode from a buffer the socket reuses for the next
+			// message (zsock.RecvBorrowed): nothing decoded may refer to it.
+			for i := range p {
+				p[i] = 0xff
+			}
 			if !reflect.DeepEqual(gotCtx, reqCtx) || !reflect.DeepEqual(gotBody, body) {
-				t.Fatalf("round trip:\n got %#v %#v\nwant %#v %#v", gotCtx, gotBody, reqCtx, body)
+				t.Fatalf("round trip, payload bytes overwritten after decoding:\n got %#v %#v\nwant %#v %#v", gotCtx, gotBody, reqCtx, body)
 			}
 
 			// A nil context (and message) travels as {} and comes back empty.
@@ -443,34 +451,6 @@ func BenchmarkEncodeRequestParallel(b *testing.B) {
 					}
 				}
 			})
-		})
-	}
-}
-
-// TestDecodeCopiesPayload: servers decode from a receive buffer the socket
-// reuses for the next message (zsock.RecvBorrowed), so nothing decoded may
-// refer to the payload's bytes.
-func TestDecodeCopiesPayload(t *testing.T) {
-	for _, c := range codecs(t) {
-		t.Run(c.Name(), func(t *testing.T) {
-			reqCtx, body := sampleRequest()
-			if c.Name() == "msgpack" {
-				body["args"].(map[string]any)["blob"] = []byte("binary frame") // bin: decoded as []byte
-			}
-			p, err := c.EncodeRequest(reqCtx, body)
-			if err != nil {
-				t.Fatal(err)
-			}
-			gotCtx, gotBody, err := c.DecodeRequest(p)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for i := range p {
-				p[i] = 0xff // the next message overwrites the buffer
-			}
-			if !reflect.DeepEqual(gotCtx, reqCtx) || !reflect.DeepEqual(gotBody, body) {
-				t.Fatalf("decoded values changed with the payload's bytes:\n got %#v %#v\nwant %#v %#v", gotCtx, gotBody, reqCtx, body)
-			}
 		})
 	}
 }

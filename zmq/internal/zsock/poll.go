@@ -9,12 +9,9 @@ package zsock
 // ready. Unlike zmq_poll it makes no system call: raw descriptor items are
 // left at zero, for the caller's own epoll set. ZMQ_EVENTS fails with EINTR
 // when a signal lands while libzmq reads the socket's mailbox (Go signals
-// its threads often): that is retried. Any other failure leaves the item
-// not ready and is counted in *failed, with the first errno in *err.
-static int zs_ready(zmq_pollitem_t *items, int n, int *failed, int *err) {
+// its threads often): that is retried, not an error.
+static int zs_ready(zmq_pollitem_t *items, int n) {
 	int ready = 0;
-	*failed = 0;
-	*err = 0;
 	for (int i = 0; i < n; i++) {
 		items[i].revents = 0;
 		if (!items[i].socket) continue;
@@ -24,11 +21,7 @@ static int zs_ready(zmq_pollitem_t *items, int n, int *failed, int *err) {
 			sz = sizeof ev;
 			rc = zmq_getsockopt(items[i].socket, ZMQ_EVENTS, &ev, &sz);
 		} while (rc != 0 && zmq_errno() == EINTR);
-		if (rc != 0) {
-			if (!*failed) *err = zmq_errno();
-			(*failed)++;
-			continue;
-		}
+		if (rc != 0) return -1;
 		items[i].revents = (short)(ev & items[i].events);
 		if (items[i].revents) ready++;
 	}
@@ -38,7 +31,6 @@ static int zs_ready(zmq_pollitem_t *items, int n, int *failed, int *err) {
 import "C"
 
 import (
-	"fmt"
 	"syscall"
 	"time"
 	"unsafe"
@@ -106,17 +98,14 @@ func (p *Poller) Poll(timeout time.Duration) (int, error) {
 
 // Ready reports, without waiting and in one cgo call, which sockets are
 // ready for their events; raw descriptors always read as not ready. It
-// returns the number of ready items. A socket whose events cannot be read
-// (other than EINTR, which is retried) reads as not ready, and err says
-// how many failed and why: the other sockets' results stand.
+// returns the number of ready items.
 func (p *Poller) Ready() (int, error) {
 	if len(p.items) == 0 {
 		return 0, nil
 	}
-	var failed, errno C.int
-	rc := C.zs_ready((*C.zmq_pollitem_t)(unsafe.Pointer(&p.items[0])), C.int(len(p.items)), &failed, &errno)
-	if failed > 0 {
-		return int(rc), fmt.Errorf("%d socket(s): %w", int(failed), errnoErr("getsockopt(EVENTS)", syscall.Errno(errno)))
+	rc, err := C.zs_ready((*C.zmq_pollitem_t)(unsafe.Pointer(&p.items[0])), C.int(len(p.items)))
+	if rc < 0 {
+		return 0, errnoErr("getsockopt(EVENTS)", err)
 	}
 	return int(rc), nil
 }

@@ -430,7 +430,7 @@ func (s *Socket) recv(flags int, borrow bool) ([][]byte, error) {
 	var frames [][]byte
 	switch {
 	case !borrow:
-		buf, frames = make([]byte, total), make([][]byte, n)
+		buf, frames = make([]byte, total), make([][]byte, 0, n)
 	case total <= cap(s.recvBuf):
 		buf, frames = s.recvBuf[:total], s.recvFrames[:0]
 	default:
@@ -450,15 +450,9 @@ func (s *Socket) recv(flags int, borrow bool) ([][]byte, error) {
 		return nil, ErrTooManyFrames
 	}
 	off := 0
-	for i := 0; i < n; i++ {
-		sz := int(sizes[i])
-		f := buf[off : off+sz : off+sz]
-		if borrow {
-			frames = append(frames, f)
-		} else {
-			frames[i] = f
-		}
-		off += sz
+	for _, sz := range sizes[:n] {
+		frames = append(frames, buf[off:off+int(sz):off+int(sz)])
+		off += int(sz)
 	}
 	if borrow {
 		s.recvFrames = frames
