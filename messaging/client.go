@@ -54,6 +54,9 @@ func (c *Client) Call(ctx context.Context, target Target, method string, args ma
 	t := o.target(target)
 	op := operation("call", t, method)
 	msg, err := o.message(ctx, t, method, args, true)
+	if err == nil && sendsInline(ctx, c.d) {
+		err = ErrInlineSend
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
@@ -86,6 +89,9 @@ func (c *Client) Cast(ctx context.Context, target Target, method string, args ma
 	t := o.target(target)
 	op := operation("cast", t, method)
 	msg, err := o.message(ctx, t, method, args, false)
+	if err == nil && sendsInline(ctx, c.d) {
+		err = ErrInlineSend
+	}
 	if err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}

@@ -3,6 +3,7 @@ package messaging
 import (
 	"context"
 	"errors"
+	"reflect"
 )
 
 // Sentinel errors of the messaging layer; drivers wrap them so callers can
@@ -16,6 +17,9 @@ var (
 	ErrInvalidTarget = errors.New("invalid target")
 	// ErrNoRoute: no server is known for the target.
 	ErrNoRoute = errors.New("no server is known for the target")
+	// ErrInlineSend: a handler run inline (WithInline) tried to send
+	// through the driver whose receive goroutine runs it.
+	ErrInlineSend = errors.New("an inline handler cannot send through the driver that runs it")
 )
 
 // Message is one RPC request or notification as it travels: the oslo request
@@ -42,18 +46,19 @@ type Incoming interface {
 	Message() *Message
 	// Reply sends the result of a CALL, or its failure when failure is not
 	// nil. It is a no-op for casts, fanouts and notifications, and it may be
-	// called from any goroutine, once. It must not wait for the Handler's
-	// loop: Server calls it from its own goroutines while the driver keeps
-	// delivering. When result cannot be encoded, Reply should send a failure
+	// called from any goroutine, once, the Handler's included (a Server
+	// WithInline replies from inside it). It must not wait for the
+	// Handler's loop: Server calls it from its own goroutines while the
+	// driver keeps delivering. When result cannot be encoded, Reply should send a failure
 	// instead (so that the caller is not left waiting) and return the error.
 	Reply(result any, failure *Failure) error
 }
 
 // Handler receives every incoming message of a listener. Drivers call it
 // from their receive loop, so it must return quickly (hand long work to
-// another goroutine). The Handlers of Server and NotificationListener never
-// block: they queue the message for a worker and return, and they never call
-// Reply or Listener.Stop from inside the Handler.
+// another goroutine). The Handlers of Server and NotificationListener queue
+// the message for a worker and return, or, WithInline, run it and call Reply
+// from inside the Handler; they never call Listener.Stop from inside it.
 type Handler func(Incoming)
 
 // Listener is a running subscription of a driver.
@@ -97,4 +102,24 @@ type Driver interface {
 	// Close stops all listeners, fails pending calls with ErrClosed and
 	// releases the transport. It is safe to call more than once.
 	Close() error
+}
+
+// inlineKey is the ctx key of an inline handler's inlineMark.
+type inlineKey struct{}
+
+// inlineMark names the driver whose receive goroutine runs a handler.
+type inlineMark struct{ d Driver }
+
+// sendsInline reports whether ctx is an inline handler's and d the driver
+// that runs it: a send through d would wait for that very goroutine.
+func sendsInline(ctx context.Context, d Driver) bool {
+	m, ok := ctx.Value(inlineKey{}).(inlineMark)
+	if !ok || m.d == nil || d == nil {
+		return false
+	}
+	// Interface == panics on an uncomparable dynamic type.
+	if !reflect.TypeOf(d).Comparable() || reflect.TypeOf(m.d) != reflect.TypeOf(d) {
+		return false
+	}
+	return m.d == d
 }

@@ -34,7 +34,8 @@ type NotificationListener struct {
 // NewNotificationListener returns a listener that calls h for each
 // notification sent to a topic of targets with one of priorities (all of
 // them when priorities is empty). h runs on a pool of worker goroutines, at
-// most WithMaxConcurrency at once (the rest wait in arrival order), with a ctx that carries the sender's request
+// most WithMaxConcurrency at once (the rest wait in arrival order), or
+// inline on the driver's receive goroutine (WithInline), with a ctx that carries the sender's request
 // context and is cancelled when the listener stops; its errors are logged at
 // Debug (the zmq driver cannot requeue).
 func NewNotificationListener(d Driver, targets []Target, priorities []Priority, h func(ctx context.Context, n *Notification) error, opts ...ServerOption) (*NotificationListener, error) {
@@ -69,6 +70,9 @@ func NewNotificationListener(d Driver, targets []Target, priorities []Priority, 
 	}
 	l := &NotificationListener{d: d, targets: subs, h: h, log: o.logger}
 	l.r = newRunner(o.logger, o.maxConcurrency, l.serve, l.reject)
+	if o.inline {
+		l.r.setInline(d)
+	}
 	return l, nil
 }
 

@@ -77,6 +77,9 @@ func (n *Notifier) Notify(ctx context.Context, p Priority, eventType string, pay
 	if !ok {
 		return fmt.Errorf("notify %s: unknown priority %q", eventType, p)
 	}
+	if sendsInline(ctx, n.d) {
+		return fmt.Errorf("notify %s: %w", eventType, ErrInlineSend)
+	}
 	var publisher any // nil is JSON null
 	if n.publisherID != "" {
 		publisher = n.publisherID

@@ -108,6 +108,7 @@ type ServerOption func(*serverOptions)
 type serverOptions struct {
 	logger         *slog.Logger
 	maxConcurrency int
+	inline         bool
 }
 
 func newServerOptions(opts []ServerOption) serverOptions {
@@ -151,4 +152,20 @@ func WithTopics(topics ...string) NotifierOption {
 // 0 never, a negative value (the default) the transport's default.
 func WithNotifyRetry(n int) NotifierOption {
 	return func(o *notifierOptions) { o.retry = n }
+}
+
+// WithInline runs each handler on the driver's receive goroutine, one
+// message at a time in arrival order, like oslo's "blocking" executor,
+// instead of on a pool of workers. That saves two goroutine hand-offs per
+// message (to a worker and back), which is most of a fast handler's cost,
+// but while a handler runs its driver receives nothing: not for this server,
+// not for any other, not the replies its own clients wait for. So an inline
+// handler must be quick and must not block. It must not send through the
+// driver that runs it either: with the ctx it was given, Client.Call,
+// Client.Cast and Notifier.Notify on that driver fail at once with
+// ErrInlineSend (with another ctx a Call would wait for a reply its own
+// driver cannot receive, until its timeout). WithMaxConcurrency does not
+// apply.
+func WithInline() ServerOption {
+	return func(o *serverOptions) { o.inline = true }
 }

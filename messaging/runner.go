@@ -28,6 +28,7 @@ const (
 type runner struct {
 	log    *slog.Logger
 	max    int                                    // workers at most: handlers running at once
+	inline bool                                   // serve runs in handle, on the driver's goroutine (WithInline)
 	serve  func(ctx context.Context, in Incoming) // runs on a worker
 	reject func(in Incoming)                      // the runner stopped before in ran
 
@@ -97,16 +98,30 @@ func (r *runner) setAccepting(v bool) {
 	r.mu.Unlock()
 }
 
+// setInline makes handle run each message itself, on the driver's receive
+// goroutine, with a ctx that marks d as the driver it must not send
+// through (sendsInline). Before start only.
+func (r *runner) setInline(d Driver) {
+	r.inline = true
+	r.ctx = context.WithValue(r.ctx, inlineKey{}, inlineMark{d})
+}
+
 // handle is the Handler given to the driver.
 func (r *runner) handle(in Incoming) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	if !r.accepting {
+		r.mu.Unlock()
 		// Only a driver delivering after Listener.Stop gets here.
 		r.log.Debug("message dropped: not serving")
 		return
 	}
 	r.wg.Add(1)
+	if r.inline {
+		r.mu.Unlock()
+		r.run(in)
+		return
+	}
+	defer r.mu.Unlock()
 	r.pending = append(r.pending, in)
 	switch {
 	case r.idle > 0:
@@ -187,8 +202,13 @@ func (r *runner) stop(ctx context.Context) error {
 
 	var errs []error
 	if l != nil {
-		// Not under mu: the driver may be inside handle until Stop returns.
-		if err := l.Stop(); err != nil {
+		// Not under mu: the driver may be inside handle until Stop returns,
+		// and with inline handlers it waits for the running one: ctx's end
+		// cancels it, as it cancels workers below.
+		stopCancel := context.AfterFunc(ctx, r.cancel)
+		err := l.Stop()
+		stopCancel()
+		if err != nil {
 			errs = append(errs, fmt.Errorf("stop listener: %w", err))
 		}
 	}

@@ -45,7 +45,8 @@ const defaultVersion = "1.0"
 // register methods, Start, and Stop when done. Messages are dispatched to
 // the endpoints by namespace, version and method (reference 6.3); they run
 // on a pool of worker goroutines, at most WithMaxConcurrency at once, and
-// the rest wait in arrival order.
+// the rest wait in arrival order; or, WithInline, one at a time on the
+// driver's receive goroutine.
 type Server struct {
 	d      Driver
 	target Target
@@ -73,6 +74,9 @@ func NewServer(d Driver, target Target, opts ...ServerOption) (*Server, error) {
 	}
 	s := &Server{d: d, target: target, log: o.logger}
 	s.r = newRunner(o.logger, o.maxConcurrency, s.serve, s.reject)
+	if o.inline {
+		s.r.setInline(d)
+	}
 	return s, nil
 }
 

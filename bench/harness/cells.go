@@ -269,7 +269,7 @@ func (r *cellRun) launchOurs() error {
 	var names []string
 	for i := range n {
 		name := fmt.Sprintf("s%d", i+1)
-		args := append([]string{"--config-file", conf, "--server", name}, r.profileArgs("server-"+name)...)
+		args := append(r.env.o.serverArgs(conf, name), r.profileArgs("server-"+name)...)
 		s, err := r.peer("ours-server-"+name, "ours-server", args...)
 		if err != nil {
 			return err
@@ -326,4 +326,13 @@ port = %d
 host = 127.0.0.1
 `, proxy, proxy, redisPort)
 	return os.WriteFile(path, []byte(conf), 0o644)
+}
+
+// serverArgs is the command line of an ours-server peer.
+func (o *Options) serverArgs(conf, name string) []string {
+	args := []string{"--config-file", conf, "--server", name}
+	if o.Inline {
+		args = append(args, "--inline")
+	}
+	return args
 }

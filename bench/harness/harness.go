@@ -33,6 +33,7 @@ type Options struct {
 	Duration time.Duration // the measured window of each cell
 	Size     int           // payload bytes
 	Only     []string      // cell IDs, systems or operations to run; empty: all
+	Inline   bool          // our servers run handlers inline (messaging.WithInline), not on the worker pool
 
 	Profile    string // cell ID whose driver processes write CPU profiles
 	ProfileDir string
@@ -83,6 +84,7 @@ func ParseFlags(args []string) (Options, error) {
 	jsonFile := fs.String("json", "", "write the samples and the summary to this file")
 	proxyBin := fs.String("proxy-bin", "", "oslo-messaging-zmq-proxy binary (default: beside fabricbench, then PATH)")
 	timeout := fs.Duration("timeout", 0, "bound on the whole run (default 90m; --quick 15m)")
+	inline := fs.Bool("inline", false, "our servers run their handlers inline on the socket loop (messaging.WithInline), not on the worker pool")
 	source := fs.String("source", "", "what is measured, shown in the report (bench/run.sh passes the git commit)")
 	scale := fs.Bool("scale", false, "run the scale section after the cells (default true; --quick false)")
 	scaleOnly := fs.Bool("scale-only", false, "run the scale section only: no cell, no proxy memory")
@@ -124,6 +126,7 @@ func ParseFlags(args []string) (Options, error) {
 		o.Timeout = *timeout
 	}
 	o.Size, o.Profile, o.ProfileDir, o.JSON, o.ProxyBin, o.Source = *size, *profile, *profileDir, *jsonFile, *proxyBin, *source
+	o.Inline = *inline
 	if *only != "" {
 		o.Only = strings.Split(*only, ",")
 	}
@@ -253,6 +256,11 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if o.Source != "" {
 		rep.Machine = append(rep.Machine, "source: "+o.Source)
 	}
+	executor := "a pool of handler workers (the default)"
+	if o.Inline {
+		executor = "inline handlers (--inline: messaging.WithInline)"
+	}
+	rep.Machine = append(rep.Machine, "our servers: "+executor)
 	total := len(cells) * o.Reps
 	n := 0
 	var failed []string

@@ -309,7 +309,7 @@ func (r *cellRun) launchScale(p ScalePoint) ([]*proc, error) {
 	var names []string
 	for i := range p.Servers {
 		name := fmt.Sprintf("s%02d", i+1)
-		s, err := r.peer("ours-server-"+name, "ours-server", "--config-file", conf, "--server", name)
+		s, err := r.peer("ours-server-"+name, "ours-server", r.env.o.serverArgs(conf, name)...)
 		if err != nil {
 			return nil, err
 		}

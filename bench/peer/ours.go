@@ -42,8 +42,10 @@ func oursTransport(confFile string) (*zmq.Transport, *slog.Logger, error) {
 func oursServer(ctx context.Context, e *env, args []string) error {
 	var c common
 	var conf, topic, server string
+	var inline bool
 	err := parseFlags("ours-server", args, func(fs *flag.FlagSet) {
 		c.register(fs)
+		fs.BoolVar(&inline, "inline", false, "run the handler inline on the socket loop (messaging.WithInline)")
 		fs.StringVar(&conf, "config-file", "", "oslo-style ini file")
 		fs.StringVar(&topic, "topic", "bench", "topic")
 		fs.StringVar(&server, "server", "s1", "server name")
@@ -56,7 +58,11 @@ func oursServer(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer tr.Close()
-	srv, err := messaging.NewServer(tr, messaging.Target{Topic: topic, Server: server}, messaging.WithLogger(log))
+	opts := []messaging.ServerOption{messaging.WithLogger(log)}
+	if inline {
+		opts = append(opts, messaging.WithInline())
+	}
+	srv, err := messaging.NewServer(tr, messaging.Target{Topic: topic, Server: server}, opts...)
 	if err != nil {
 		return err
 	}

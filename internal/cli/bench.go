@@ -28,6 +28,7 @@ type benchFlags struct {
 	threads, messages int
 	duration          seconds
 	cast, fanout      bool
+	inline            bool
 	jsonFile          string
 	wait              time.Duration
 }
@@ -62,6 +63,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.BoolVar(&bf.fanout, "is-fanout", false, "fanout cast (implies --is-cast)")
 	fs.StringVar(&bf.jsonFile, "json", "", "write {series, summary} to this file")
 	fs.DurationVar(&bf.wait, "w", 0, "server: wait this long before answering")
+	fs.BoolVar(&bf.inline, "inline", false, "server: run handlers inline on the socket loop, one at a time (messaging.WithInline), not on a worker pool")
 	pos, err := parse(fs, args[1:])
 	if err != nil {
 		return usageError{err.Error()}
@@ -201,6 +203,10 @@ func benchServe(ctx context.Context, d messaging.Driver, target messaging.Target
 		}
 		return rec, nil
 	}
+	var opts []messaging.ServerOption
+	if bf.inline {
+		opts = append(opts, messaging.WithInline())
+	}
 	var stop func(context.Context) error
 	if notify {
 		l, err := messaging.NewNotificationListener(d, []messaging.Target{{Topic: target.Topic}}, []messaging.Priority{messaging.PriorityInfo},
@@ -208,7 +214,7 @@ func benchServe(ctx context.Context, d messaging.Driver, target messaging.Target
 				p, _ := n.Payload.(map[string]any)
 				_, err := seen(p["message"])
 				return err
-			})
+			}, opts...)
 		if err != nil {
 			return benchReport{}, err
 		}
@@ -217,7 +223,7 @@ func benchServe(ctx context.Context, d messaging.Driver, target messaging.Target
 		}
 		stop = l.Stop
 	} else {
-		srv, err := messaging.NewServer(d, target)
+		srv, err := messaging.NewServer(d, target, opts...)
 		if err != nil {
 			return benchReport{}, err
 		}
