@@ -49,8 +49,9 @@ type Incoming interface {
 	// called from any goroutine, once, the Handler's included (a Server
 	// WithInline replies from inside it). It must not wait for the
 	// Handler's loop: Server calls it from its own goroutines while the
-	// driver keeps delivering. When result cannot be encoded, Reply should send a failure
-	// instead (so that the caller is not left waiting) and return the error.
+	// driver keeps delivering. When result cannot be encoded, Reply should
+	// send a failure instead (so that the caller is not left waiting) and
+	// return the error.
 	Reply(result any, failure *Failure) error
 }
 
