@@ -11,16 +11,29 @@ type callResult struct {
 // entry is added before the request is handed to the loop (reference gotcha
 // 4) and removed by the reply, the caller's deadline, or Close.
 type pendingCalls struct {
-	mu sync.Mutex
-	m  map[string]chan callResult
+	mu   sync.Mutex
+	m    map[string]chan callResult
+	free sync.Pool // of empty chan callResult, given back by release
 }
 
 func (p *pendingCalls) add(id []byte) chan callResult {
-	ch := make(chan callResult, 1)
+	ch, _ := p.free.Get().(chan callResult)
+	if ch == nil {
+		ch = make(chan callResult, 1)
+	}
 	p.mu.Lock()
 	p.m[string(id)] = ch
 	p.mu.Unlock()
 	return ch
+}
+
+// release gives back the channel of a call whose result the caller has
+// received: the entry was deleted before the one send on ch, so nothing
+// refers to ch any more and it is empty. A channel whose call ended
+// otherwise (deadline, failed hand-off) is left to the collector, as a
+// reply may still be on its way into it.
+func (p *pendingCalls) release(ch chan callResult) {
+	p.free.Put(ch)
 }
 
 func (p *pendingCalls) remove(id []byte) {

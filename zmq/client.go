@@ -137,6 +137,7 @@ func (t *Transport) Call(ctx context.Context, target messaging.Target, msg *mess
 	}
 	select {
 	case r := <-ch:
+		t.calls.release(ch)
 		if r.err != nil {
 			return nil, r.err
 		}
