@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/oslozmq/fabric/messaging"
 )
@@ -73,5 +74,61 @@ func TestInlineSendRefused(t *testing.T) {
 	}
 	if err := <-errs; err == nil || errors.Is(err, messaging.ErrInlineSend) {
 		t.Errorf("call through another driver: %v, want its own failure, not ErrInlineSend", err)
+	}
+}
+
+// loopDriver plays a driver whose Listener.Stop waits for the Handler
+// running on its receive loop, as the zmq transport's does.
+type loopDriver struct {
+	messaging.Driver
+	handlers chan messaging.Handler
+	loopIdle chan struct{} // closed when the loop's Handler call returned
+}
+
+func (d *loopDriver) Listen(_ messaging.Target, h messaging.Handler) (messaging.Listener, error) {
+	d.handlers <- h
+	return d, nil
+}
+
+func (d *loopDriver) Stop() error {
+	<-d.loopIdle
+	return nil
+}
+
+// TestInlineStopCancels: Stop's ctx ending while an inline handler holds the
+// driver's loop cancels the handler's ctx, and Stop reports the ctx's error
+// every time, although by the time it decides the handler has returned.
+func TestInlineStopCancels(t *testing.T) {
+	for i := range 20 {
+		d := &loopDriver{handlers: make(chan messaging.Handler, 1), loopIdle: make(chan struct{})}
+		s, err := messaging.NewServer(d, messaging.Target{Topic: "t", Server: "s"}, quiet(), messaging.WithInline())
+		if err != nil {
+			t.Fatal(err)
+		}
+		started := make(chan struct{})
+		mustRegister(t, s, "hold", func(ctx context.Context, _ map[string]any) (any, error) {
+			close(started)
+			<-ctx.Done()
+			return nil, ctx.Err()
+		})
+		if err := s.Start(); err != nil {
+			t.Fatal(err)
+		}
+		h := <-d.handlers
+		in := newCall("hold")
+		go func() {
+			h(in) // the driver's loop, held until the handler returns
+			close(d.loopIdle)
+		}()
+		<-started
+		ctx, cancel := context.WithTimeout(testCtx(t), 20*time.Millisecond)
+		err = s.Stop(ctx)
+		cancel()
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("round %d: stop returned %v, want DeadlineExceeded", i, err)
+		}
+		if r := in.wait(t, testCtx(t)); r.failure == nil {
+			t.Fatalf("round %d: the cancelled handler's call got %v, want a failure", i, r.result)
+		}
 	}
 }

@@ -201,13 +201,14 @@ func (r *runner) stop(ctx context.Context) error {
 	r.opMu.Unlock()
 
 	var errs []error
+	cancelled := false // ctx ended first: handlers were cancelled
 	if l != nil {
 		// Not under mu: the driver may be inside handle until Stop returns,
 		// and with inline handlers it waits for the running one: ctx's end
 		// cancels it, as it cancels workers below.
 		stopCancel := context.AfterFunc(ctx, r.cancel)
 		err := l.Stop()
-		stopCancel()
+		cancelled = !stopCancel()
 		if err != nil {
 			errs = append(errs, fmt.Errorf("stop listener: %w", err))
 		}
@@ -223,6 +224,11 @@ func (r *runner) stop(ctx context.Context) error {
 	case <-ctx.Done():
 		r.cancel()
 		<-idle
+		cancelled = true
+	}
+	if cancelled {
+		// Whichever the select saw first: a handler cancelled while the
+		// listener stopped may well have finished by now.
 		errs = append(errs, ctx.Err())
 	}
 	r.cancel()
