@@ -52,13 +52,14 @@ func (c *Client) CanSendVersion(v string) bool {
 func (c *Client) Call(ctx context.Context, target Target, method string, args map[string]any, opts ...CallOption) (any, error) {
 	o := c.opts.with(opts)
 	t := o.target(target)
-	op := operation("call", t, method)
+	// The operation's name and the budget are formatted only for an error:
+	// on every call they were allocations a successful call never used.
 	msg, err := o.message(ctx, t, method, args, true)
 	if err == nil && sendsInline(ctx, c.d) {
 		err = ErrInlineSend
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
+		return nil, fmt.Errorf("%s: %w", operation("call", t, method), err)
 	}
 	waited := o.budget(ctx)
 	if o.timeout > 0 {
@@ -72,12 +73,12 @@ func (c *Client) Call(ctx context.Context, target Target, method string, args ma
 		return res, nil
 	case errors.Is(err, ErrTimeout):
 		// The driver's error names neither target nor method (driver.go).
-		return nil, fmt.Errorf("%s: %s: %w", op, waited, err)
+		return nil, fmt.Errorf("%s: %s: %w", operation("call", t, method), waited, err)
 	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil:
 		// A driver that reports the bare ctx error: still a timeout.
-		return nil, fmt.Errorf("%s: %s: %w", op, waited, ErrTimeout)
+		return nil, fmt.Errorf("%s: %s: %w", operation("call", t, method), waited, ErrTimeout)
 	}
-	return nil, fmt.Errorf("%s: %w", op, err)
+	return nil, fmt.Errorf("%s: %w", operation("call", t, method), err)
 }
 
 // Cast sends method to one server of target, or to every server of its
@@ -87,16 +88,15 @@ func (c *Client) Call(ctx context.Context, target Target, method string, args ma
 func (c *Client) Cast(ctx context.Context, target Target, method string, args map[string]any, opts ...CallOption) error {
 	o := c.opts.with(opts)
 	t := o.target(target)
-	op := operation("cast", t, method)
 	msg, err := o.message(ctx, t, method, args, false)
 	if err == nil && sendsInline(ctx, c.d) {
 		err = ErrInlineSend
 	}
-	if err != nil {
-		return fmt.Errorf("%s: %w", op, err)
+	if err == nil {
+		err = c.d.Cast(ctx, t, msg, SendOptions{Retry: o.retry})
 	}
-	if err := c.d.Cast(ctx, t, msg, SendOptions{Retry: o.retry}); err != nil {
-		return fmt.Errorf("%s: %w", op, err)
+	if err != nil {
+		return fmt.Errorf("%s: %w", operation("cast", t, method), err)
 	}
 	return nil
 }
@@ -137,19 +137,28 @@ func (o callOptions) canSend(v string) bool {
 	return o.versionCap == "" || v == "" || versionCompatible(o.versionCap, v)
 }
 
-// budget describes the deadline a call is about to get, for the timeout
-// error: "timed out after 5s".
-func (o callOptions) budget(ctx context.Context) string {
+// budget is the deadline a call is about to get, for the timeout error:
+// "timed out after 5s". It is formatted (String) only for that error.
+type budget struct {
+	d       time.Duration
+	bounded bool
+}
+
+func (b budget) String() string {
+	if !b.bounded {
+		return "timed out"
+	}
+	return "timed out after " + b.d.String()
+}
+
+func (o callOptions) budget(ctx context.Context) budget {
 	d, bounded := o.timeout, o.timeout > 0
 	if dl, ok := ctx.Deadline(); ok {
 		if left := time.Until(dl); !bounded || left < d {
 			d, bounded = max(left, 0).Round(time.Millisecond), true
 		}
 	}
-	if !bounded {
-		return "timed out"
-	}
-	return "timed out after " + d.String()
+	return budget{d, bounded}
 }
 
 // operation names a send in errors: "call demo.s1 echo".
