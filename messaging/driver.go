@@ -115,12 +115,7 @@ type inlineMark struct{ d Driver }
 // that runs it: a send through d would wait for that very goroutine.
 func sendsInline(ctx context.Context, d Driver) bool {
 	m, ok := ctx.Value(inlineKey{}).(inlineMark)
-	if !ok || m.d == nil || d == nil {
-		return false
-	}
-	// Interface == panics on an uncomparable dynamic type.
-	if !reflect.TypeOf(d).Comparable() || reflect.TypeOf(m.d) != reflect.TypeOf(d) {
-		return false
-	}
-	return m.d == d
+	// Interface == panics only when both dynamic types are the same and
+	// uncomparable; different types compare unequal.
+	return ok && d != nil && reflect.TypeOf(d).Comparable() && m.d == d
 }

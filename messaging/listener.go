@@ -69,10 +69,7 @@ func NewNotificationListener(d Driver, targets []Target, priorities []Priority, 
 		return nil, fmt.Errorf("messaging: new notification listener: max concurrency %d is not positive", o.maxConcurrency)
 	}
 	l := &NotificationListener{d: d, targets: subs, h: h, log: o.logger}
-	l.r = newRunner(o.logger, o.maxConcurrency, l.serve, l.reject)
-	if o.inline {
-		l.r.setInline(d)
-	}
+	l.r = newRunner(d, o, l.serve, l.reject)
 	return l, nil
 }
 

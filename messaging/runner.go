@@ -56,16 +56,24 @@ type runner struct {
 	idled func() // tests: a worker is about to wait for work; under mu
 }
 
-func newRunner(log *slog.Logger, maxConcurrency int, serve func(context.Context, Incoming), reject func(Incoming)) *runner {
+// newRunner returns the runner of a Server or NotificationListener on d,
+// configured by o (its logger, max concurrency and WithInline). Inline
+// handlers get a ctx that marks d as the driver they must not send through
+// (sendsInline).
+func newRunner(d Driver, o serverOptions, serve func(context.Context, Incoming), reject func(Incoming)) *runner {
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &runner{
-		log:    log,
-		max:    maxConcurrency,
+		log:    o.logger,
+		max:    o.maxConcurrency,
+		inline: o.inline,
 		serve:  serve,
 		reject: reject,
 		ctx:    ctx,
 		cancel: cancel,
 		done:   make(chan struct{}),
+	}
+	if o.inline {
+		r.ctx = context.WithValue(ctx, inlineKey{}, inlineMark{d})
 	}
 	r.wake = sync.NewCond(&r.mu)
 	return r
@@ -96,14 +104,6 @@ func (r *runner) setAccepting(v bool) {
 	r.mu.Lock()
 	r.accepting = v
 	r.mu.Unlock()
-}
-
-// setInline makes handle run each message itself, on the driver's receive
-// goroutine, with a ctx that marks d as the driver it must not send
-// through (sendsInline). Before start only.
-func (r *runner) setInline(d Driver) {
-	r.inline = true
-	r.ctx = context.WithValue(r.ctx, inlineKey{}, inlineMark{d})
 }
 
 // handle is the Handler given to the driver.

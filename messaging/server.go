@@ -73,10 +73,7 @@ func NewServer(d Driver, target Target, opts ...ServerOption) (*Server, error) {
 		return nil, fmt.Errorf("messaging: new server: max concurrency %d is not positive", o.maxConcurrency)
 	}
 	s := &Server{d: d, target: target, log: o.logger}
-	s.r = newRunner(o.logger, o.maxConcurrency, s.serve, s.reject)
-	if o.inline {
-		s.r.setInline(d)
-	}
+	s.r = newRunner(d, o, s.serve, s.reject)
 	return s, nil
 }
 
