@@ -11,17 +11,18 @@ import (
 	"github.com/oslozmq/fabric/zmq/wire"
 )
 
-// dealer is a client socket for one registry key, connected to every host
-// of the key's route as of generation gen. Loop goroutine only.
+// dealer is a round-robin client socket for one registry key, connected to
+// every host of the key's route as of generation gen. Loop goroutine only.
+// (Fanouts use a socket per host: fanout.go.)
 type dealer struct {
 	sock  *zsock.Socket
 	gen   uint64
 	hosts map[string]bool
 
-	// Round-robin sockets only: a monitor tells which connections are up,
-	// and ready closes once every host of generation gen is, so that the
-	// first calls of a new client are spread over all servers rather than
-	// sent to whichever connection came up first.
+	// A monitor tells which connections are up, and ready closes once
+	// every host of generation gen is, so that the first calls of a new
+	// client are spread over all servers rather than sent to whichever
+	// connection came up first.
 	mon   *zsock.Socket
 	up    map[string]bool // endpoints with a live connection
 	ready chan struct{}
@@ -126,7 +127,7 @@ func (t *Transport) Call(ctx context.Context, target messaging.Target, msg *mess
 		}
 		frames := wire.DirectRequest(wire.Call, id, payload)
 		err = t.loop.Do(func() {
-			t.sendRoute(rt, frames, 1, deadline, func(err error) {
+			t.sendRoute(rt, frames, deadline, func(err error) {
 				t.calls.complete(id, callResult{err: t.sendError(rt, err)})
 			}, nil)
 		})
@@ -223,7 +224,7 @@ func (t *Transport) castOne(ctx context.Context, target messaging.Target, msg *m
 		if err := g.enter(ctx); err != nil {
 			return t.ctxError(ctx, err)
 		}
-		return t.handOff(rt, wire.DirectRequest(wire.Cast, id, payload), 1, wire.Cast, g)
+		return t.handOff(rt, wire.DirectRequest(wire.Cast, id, payload), g)
 	}
 	if err := t.waitProxies(ctx); err != nil {
 		return err
@@ -279,61 +280,42 @@ func (t *Transport) multisend(ctx context.Context, typ wire.MsgType, target mess
 	if err != nil {
 		return err
 	}
-	return t.handOff(rt, wire.DirectRequest(typ, id, payload), len(rt.hosts), typ, nil)
+	return t.fanOut(ctx, rt, wire.DirectRequest(typ, id, payload))
 }
 
-// handOff queues an unanswered message for the loop; a message that no
-// peer takes within rpc_response_timeout is logged and counted. With a
-// gate (flow control), each copy holds a place in it until libzmq takes
-// it or it is dropped.
-func (t *Transport) handOff(rt *route, frames [][]byte, copies int, typ wire.MsgType, g *flowGate) error {
+// handOff queues a cast for the loop; a cast that no server takes within
+// rpc_response_timeout is logged and counted. It holds a place in g (flow
+// control) until libzmq takes it or it is dropped.
+func (t *Transport) handOff(rt *route, frames [][]byte, g *flowGate) error {
 	deadline := time.Now().Add(t.cfg.ResponseTimeout)
-	var onSent func()
-	if g != nil {
-		onSent = g.leave
-	}
 	onDrop := func(err error) {
-		if g != nil {
-			g.leave()
-		}
+		g.leave()
 		t.stats.drop("send_failed")
-		t.log.Warn("message dropped", "type", typ, "key", rt.key, "err", t.sendError(rt, err))
+		t.log.Warn("message dropped", "type", wire.Cast, "key", rt.key, "err", t.sendError(rt, err))
 	}
-	err := t.loop.Do(func() { t.sendRoute(rt, frames, copies, deadline, onDrop, onSent) })
+	err := t.loop.Do(func() { t.sendRoute(rt, frames, deadline, onDrop, g.leave) })
 	if err != nil {
-		if g != nil {
-			for range copies {
-				g.leave()
-			}
-		}
+		g.leave()
 		return messaging.ErrClosed
 	}
 	return nil
 }
 
 // sendRoute runs on the loop: it finds or makes the DEALER for the route,
-// brings its connections up to date and sends copies messages. Each copy
-// ends in onDrop, or in onSent (if not nil) once libzmq has taken it.
-func (t *Transport) sendRoute(rt *route, frames [][]byte, copies int, deadline time.Time, onDrop func(error), onSent func()) {
+// brings its connections up to date and sends the message. It ends in
+// onDrop, or in onSent (if not nil) once libzmq has taken it.
+func (t *Transport) sendRoute(rt *route, frames [][]byte, deadline time.Time, onDrop func(error), onSent func()) {
 	d, err := t.dealerFor(rt)
 	if err != nil {
-		for range copies {
-			onDrop(err)
-		}
+		onDrop(err)
 		return
 	}
-	for i := 0; i < copies; i++ {
-		t.loop.SendTracked(d.sock, frames, deadline, onDrop, onSent)
-	}
-	t.stats.sent.Add(uint64(copies))
+	t.loop.SendTracked(d.sock, frames, deadline, onDrop, onSent)
+	t.stats.sent.Add(1)
 }
 
 func (t *Transport) dealerFor(rt *route) (*dealer, error) {
-	socks := t.rrSocks
-	if rt.fanout {
-		socks = t.fanSocks
-	}
-	d := socks[rt.key]
+	d := t.rrSocks[rt.key]
 	if d == nil {
 		s, err := t.zctx.NewSocket(zsock.DEALER)
 		if err != nil {
@@ -343,18 +325,11 @@ func (t *Transport) dealerFor(rt *route) (*dealer, error) {
 		if err := t.setCommonOptions(s); err == nil {
 			err = s.SetBytes(zsock.OptIdentity, id[:])
 		}
-		// Round-robin sockets only use live connections; fanout sockets
-		// queue one copy per host even while a connection is down.
-		immediate := 1
-		if rt.fanout {
-			immediate = 0
+		// Round-robin sockets only use live connections.
+		if err == nil {
+			err = s.SetInt(zsock.OptImmediate, 1)
 		}
 		if err == nil {
-			err = s.SetInt(zsock.OptImmediate, immediate)
-		}
-		if err == nil && !rt.fanout {
-			// Fanout sockets stay unlimited: a full pipe would make
-			// round-robin give its copy to another host.
 			err = s.SetInt(zsock.OptSndHWM, sendHWM)
 		}
 		if err != nil {
@@ -362,15 +337,13 @@ func (t *Transport) dealerFor(rt *route) (*dealer, error) {
 			return nil, err
 		}
 		d = &dealer{sock: s, hosts: make(map[string]bool), ready: make(chan struct{})}
-		if !rt.fanout {
-			if d.mon, err = t.zctx.Monitor(s, zsock.EventHandshakeSucceeded|zsock.EventDisconnected); err != nil {
-				_ = s.Close()
-				return nil, err
-			}
-			d.up = make(map[string]bool)
-			t.loop.Add(d.mon, d.onEvent)
+		if d.mon, err = t.zctx.Monitor(s, zsock.EventHandshakeSucceeded|zsock.EventDisconnected); err != nil {
+			_ = s.Close()
+			return nil, err
 		}
-		socks[rt.key] = d
+		d.up = make(map[string]bool)
+		t.loop.Add(d.mon, d.onEvent)
+		t.rrSocks[rt.key] = d
 		t.loop.Add(s, t.onReply)
 	}
 	if d.gen != rt.gen {
@@ -400,14 +373,12 @@ func (t *Transport) syncConnections(d *dealer, rt *route) {
 		}
 	}
 	d.gen = rt.gen
-	if d.mon != nil {
-		select {
-		case <-d.ready:
-			d.ready = make(chan struct{})
-		default:
-		}
-		d.checkReady()
+	select {
+	case <-d.ready:
+		d.ready = make(chan struct{})
+	default:
 	}
+	d.checkReady()
 }
 
 // onReply handles what a client DEALER receives (reference D2).

@@ -44,7 +44,8 @@ type Transport struct {
 	stats  counters
 	calls  pendingCalls
 	routes *routeCache
-	flow   gates // direct-mode casts, by registry key
+	flow   gates    // direct-mode casts, by registry key
+	fan    fanState // direct-mode fanouts and notifications, by host
 
 	// Proxy mode and pub/sub (nil without either): the registered router
 	// proxies, and the acked-delivery manager (rpc_use_acks in proxy mode).
@@ -53,13 +54,14 @@ type Transport struct {
 
 	// Loop goroutine only.
 	rrSocks    map[string]*dealer
-	fanSocks   map[string]*dealer
 	front      *zsock.Socket      // proxy mode: the client DEALER on every proxy front-end
 	proxyConns map[any]*proxyConn // by socket or listener
 
 	// testDrop, set by tests before use, makes a server silently drop the
 	// outgoing acks or replies it returns true for (lost-message tests).
 	testDrop func(typ wire.MsgType) bool
+	// testFanStall, set by tests before use, replaces fanStall.
+	testFanStall time.Duration
 
 	mu        sync.Mutex
 	closed    bool
@@ -94,11 +96,12 @@ func New(cfg *config.Config, opts ...Option) (*Transport, error) {
 		codec:      codec,
 		ids:        newIDGen(),
 		rrSocks:    make(map[string]*dealer),
-		fanSocks:   make(map[string]*dealer),
 		proxyConns: make(map[any]*proxyConn),
 		listeners:  make(map[*listener]struct{}),
 	}
 	t.calls.m = make(map[string]chan callResult)
+	t.fan.socks = make(map[string]*fanSock)
+	t.fan.keys = make(map[string]*route)
 	if t.mm == nil {
 		if t.mm, err = fromconfig.New(context.Background(), cfg, o.log); err != nil {
 			return nil, err
@@ -196,16 +199,17 @@ func (t *Transport) Close() error {
 	}
 	cancel()
 	_ = t.loop.Call(func() error {
-		for _, m := range []map[string]*dealer{t.rrSocks, t.fanSocks} {
-			for k, d := range m {
-				t.loop.Remove(d.sock)
-				_ = d.sock.Close()
-				if d.mon != nil {
-					t.loop.Remove(d.mon)
-					_ = d.mon.Close()
-				}
-				delete(m, k)
+		for k, d := range t.rrSocks {
+			t.loop.Remove(d.sock)
+			_ = d.sock.Close()
+			if d.mon != nil {
+				t.loop.Remove(d.mon)
+				_ = d.mon.Close()
 			}
+			delete(t.rrSocks, k)
+		}
+		for h, s := range t.fan.socks {
+			t.closeFanSock(h, s)
 		}
 		if t.front != nil {
 			t.unwatchProxies(t.front)

@@ -219,7 +219,9 @@ func (l *Loop) add(s *Socket, onRecv RecvFunc, borrow bool) {
 		fd = -1
 	}
 	l.poller.AddSocket(s, ev)
-	l.entries = append(l.entries, &entry{fd: fd, sock: s, onRecv: onRecv, borrow: borrow})
+	e := &entry{fd: fd, sock: s, onRecv: onRecv, borrow: borrow}
+	l.entries = append(l.entries, e)
+	s.entry = e
 }
 
 // Remove stops polling s and drops its queued sends with ErrLoopClosed. It
@@ -227,6 +229,7 @@ func (l *Loop) add(s *Socket, onRecv RecvFunc, borrow bool) {
 func (l *Loop) Remove(s *Socket) {
 	if e := l.find(s); e != nil {
 		e.removed = true
+		s.entry = nil
 		l.dirty = true
 		if e.fd >= 0 {
 			_ = unix.EpollCtl(l.ep, unix.EPOLL_CTL_DEL, e.fd, nil)
@@ -243,12 +246,7 @@ func (l *Loop) Remove(s *Socket) {
 }
 
 func (l *Loop) find(s *Socket) *entry {
-	for _, e := range l.entries {
-		if e.sock == s && !e.removed {
-			return e
-		}
-	}
-	return nil
+	return s.entry
 }
 
 // Send sends frames on s without blocking. When no peer can take the
@@ -498,6 +496,9 @@ func (l *Loop) compact() {
 
 func (l *Loop) dropAll() {
 	for _, e := range l.entries {
+		if e.sock.entry == e {
+			e.sock.entry = nil
+		}
 		for _, p := range e.backlog {
 			if p.onDrop != nil {
 				p.onDrop(ErrLoopClosed)

@@ -247,6 +247,10 @@ type Socket struct {
 	// RecvBorrowed reads into these, reused from one message to the next.
 	recvBuf    []byte
 	recvFrames [][]byte
+
+	// entry is the socket's place in the Loop that polls it (nil when none):
+	// a send finds it without a scan, which matters with a socket per host.
+	entry *entry
 }
 
 // NewSocket creates a socket of type t.
