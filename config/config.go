@@ -123,6 +123,7 @@ type ProxyConfig struct {
 	AckPubSub      bool   // acknowledge pub/sub messages
 	URL            string // matchmaker transport URL; "" = the transport's matchmaker settings
 	MetricsAddress string // "host:port" of the metrics listener; "" = none
+	QueuePerPeer   int    // messages queued per connected peer and direction; 0 = unlimited
 }
 
 // Default returns a Config holding every default: the deployment guide's
@@ -170,7 +171,7 @@ func Default() *Config {
 			CheckTimeout:  20000 * time.Millisecond,
 			SocketTimeout: 10000 * time.Millisecond,
 		},
-		Proxy: ProxyConfig{Host: host},
+		Proxy: ProxyConfig{Host: host, QueuePerPeer: 10000},
 	}
 }
 

@@ -56,7 +56,7 @@ func TestDefault(t *testing.T) {
 			SentinelGroup: "oslo-messaging-zeromq",
 			WaitTimeout:   2 * time.Second, CheckTimeout: 20 * time.Second, SocketTimeout: 10 * time.Second,
 		},
-		Proxy: ProxyConfig{Host: host},
+		Proxy: ProxyConfig{Host: host, QueuePerPeer: 10000},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("Default() =\n%+v\nwant\n%+v", c, want)
@@ -325,10 +325,10 @@ func TestValueSyntax(t *testing.T) {
 				return c.Matchmaker == "sentinel" && c.Redis.SentinelGroup == "mymaster" &&
 					reflect.DeepEqual(c.SentinelAddrs(), []string{"s1:26380", "s2:26379", "[::1]:26381"})
 			}},
-		{"proxy options", "[zmq_proxy_opts]\nhost = px\nfrontend_port = 50001\nbackend_port = 50002\npublisher_port = 50003\nlocal_publisher = true\nack_pub_sub = true\nurl = zmq+redis://10.0.0.5:6379/\nmetrics_address = :9100\n",
+		{"proxy options", "[zmq_proxy_opts]\nhost = px\nfrontend_port = 50001\nbackend_port = 50002\npublisher_port = 50003\nlocal_publisher = true\nack_pub_sub = true\nurl = zmq+redis://10.0.0.5:6379/\nmetrics_address = :9100\nqueue_per_peer = 0\n",
 			func(c *Config) bool {
 				return c.Proxy == ProxyConfig{Host: "px", FrontendPort: 50001, BackendPort: 50002, PublisherPort: 50003,
-					LocalPublisher: true, AckPubSub: true, URL: "zmq+redis://10.0.0.5:6379/", MetricsAddress: ":9100"}
+					LocalPublisher: true, AckPubSub: true, URL: "zmq+redis://10.0.0.5:6379/", MetricsAddress: ":9100", QueuePerPeer: 0}
 			}},
 		{"indented continuation lines", "[DEFAULT]\nunrelated = a\n    b\nrpc_zmq_host = h\n", func(c *Config) bool { return c.Host == "h" }},
 		{"trailing backslash is not a continuation", "[DEFAULT]\nrpc_zmq_host = h\\\nrpc_zmq_bind_address = 10.0.0.1\n",

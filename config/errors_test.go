@@ -48,6 +48,8 @@ func TestRejections(t *testing.T) {
 			section: "zmq_proxy_opts", option: "frontend_port", value: "-1", reason: "not in 0..65535"},
 		{name: "port error names the misspelt section", files: []string{"[zmq_proxy_opt]\nbackend_port = 65536\n"},
 			section: "zmq_proxy_opt", option: "backend_port", value: "65536", reason: "not in 0..65535"},
+		{name: "negative proxy queue", files: []string{"[zmq_proxy_opts]\nqueue_per_peer = -5\n"},
+			section: "zmq_proxy_opts", option: "queue_per_peer", value: "-5", reason: "must be at least 0"},
 		{name: "bind port retries below 1", files: []string{"[DEFAULT]\nrpc_zmq_bind_port_retries = 0\n"},
 			section: "DEFAULT", option: "rpc_zmq_bind_port_retries", value: "0", reason: "at least 1"},
 		{name: "unknown matchmaker", files: []string{"[DEFAULT]\nrpc_zmq_matchmaker = redsi\n"},

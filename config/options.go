@@ -145,6 +145,7 @@ var options = []option{
 	proxyOpt("ack_pub_sub", func(c *Config) any { return &c.Proxy.AckPubSub }),
 	proxyOpt("url", func(c *Config) any { return &c.Proxy.URL }),
 	proxyOpt("metrics_address", func(c *Config) any { return &c.Proxy.MetricsAddress }),
+	proxyOpt("queue_per_peer", func(c *Config) any { return &c.Proxy.QueuePerPeer }),
 }
 
 // ignoredZMQOptions are oslo.messaging [oslo_messaging_zmq] options that this

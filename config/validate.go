@@ -153,6 +153,7 @@ func (c *Config) validate() []*Error {
 	v.intRange(p, "backend_port", c.Proxy.BackendPort, 0, 65535)
 	v.intRange(p, "publisher_port", c.Proxy.PublisherPort, 0, 65535)
 	v.transportURL(p, "url", c.Proxy.URL)
+	v.atLeast(p, "queue_per_peer", c.Proxy.QueuePerPeer, 0)
 	if a := c.Proxy.MetricsAddress; a != "" {
 		if err := validHostPort(a, true); err != nil {
 			v.fail(p, "metrics_address", a, "%v", err)

@@ -88,7 +88,7 @@ func (a *ackManager) run(ctx context.Context) {
 				a.t.log.Info("no ack, sending again", "msg_id", it.id, "attempt", it.attempts)
 			}
 			_ = a.t.loop.Do(func() {
-				a.t.sendToProxy(frames, time.Now().Add(a.t.cfg.ResponseTimeout), a.t.dropLogger(wire.MsgType(frames[2][0]-'0'), "proxy"))
+				a.t.sendToProxy(frames, time.Now().Add(a.t.cfg.ResponseTimeout), a.t.dropLogger(wire.MsgType(frames[2][0]-'0'), "proxy"), nil)
 			})
 		}
 		for _, it := range act.exhausted {

@@ -119,7 +119,7 @@ func (t *Transport) Call(ctx context.Context, target messaging.Target, msg *mess
 		err = t.loop.Do(func() {
 			t.sendToProxy(frames, deadline, func(err error) {
 				t.calls.complete(id, callResult{err: t.proxySendError(err)})
-			})
+			}, nil)
 		})
 	} else {
 		if !rt.ready.Load() {
@@ -229,6 +229,9 @@ func (t *Transport) castOne(ctx context.Context, target messaging.Target, msg *m
 	if err := t.waitProxies(ctx); err != nil {
 		return err
 	}
+	if err := t.enterProxyFlow(ctx, 1); err != nil {
+		return err
+	}
 	frames := wire.ProxyRequest(wire.Cast, []byte(rt.pick()), id, payload)
 	if t.acks != nil {
 		t.acks.track(id, frames, opts.Retry)
@@ -256,6 +259,9 @@ func (t *Transport) multisend(ctx context.Context, typ wire.MsgType, target mess
 		if err := t.waitProxies(ctx); err != nil {
 			return err
 		}
+		if err := t.enterProxyFlow(ctx, 1); err != nil {
+			return err
+		}
 		return t.handOffProxy(typ, wire.ProxyRequest(typ, []byte(target.Topic), id, payload))
 	case t.cfg.UseRouterProxy:
 		rt, err := t.routes.get(ctx, target, true)
@@ -263,6 +269,9 @@ func (t *Transport) multisend(ctx context.Context, typ wire.MsgType, target mess
 			return err
 		}
 		if err := t.waitProxies(ctx); err != nil {
+			return err
+		}
+		if err := t.enterProxyFlow(ctx, len(rt.hosts)); err != nil {
 			return err
 		}
 		copies := make([][][]byte, len(rt.hosts))

@@ -6,13 +6,18 @@ import (
 	"sync/atomic"
 )
 
-// Flow control for direct-mode casts. The Python driver sets every HWM to
-// unlimited, so a caster outruns a slow server until memory runs out, and
-// on a shared machine the caster's CPU is taken from the server. Here the
-// round-robin DEALERs have a finite SNDHWM and the direct ROUTER a finite
-// RCVHWM (nothing is dropped: a full ROUTER pipe stops reading TCP, and a
-// full DEALER pipe makes sends wait in the loop's backlog), and a cast
-// waits while castQueueMax of its key's messages are still in that backlog.
+// Flow control for casts. The Python driver sets every HWM to unlimited,
+// so a caster outruns a slow server until memory runs out, and on a shared
+// machine the caster's CPU is taken from the server. Here the round-robin
+// DEALERs have a finite SNDHWM and the direct ROUTER a finite RCVHWM
+// (nothing is dropped: a full ROUTER pipe stops reading TCP, and a full
+// DEALER pipe makes sends wait in the loop's backlog), and a cast waits
+// while castQueueMax of its key's messages are still in that backlog.
+// Fanouts have a gate per host (fanout.go). In proxy mode the DEALER to the
+// proxies has a finite SNDHWM and one gate, t.proxyFlow, holds casts,
+// fanouts and notifications; a server's DEALER has a finite RCVHWM, and
+// the proxy keeps queue_per_peer messages per peer, dropping and counting
+// beyond that rather than holding up every other peer behind a slow one.
 const (
 	// sendHWM is the SNDHWM of round-robin DEALERs and the RCVHWM of the
 	// direct-mode ROUTER, in messages per connection (libzmq's default).
@@ -35,7 +40,12 @@ type flowGate struct {
 }
 
 // enter takes a place, waiting while the gate is full or until ctx ends.
-func (g *flowGate) enter(ctx context.Context) error {
+func (g *flowGate) enter(ctx context.Context) error { return g.enterN(ctx, 1) }
+
+// enterN takes n places at once, waiting while the gate is full or until
+// ctx ends; it may take the gate past castQueueMax, so that a fanout to
+// more hosts than that cannot wait for itself.
+func (g *flowGate) enterN(ctx context.Context, n int) error {
 	for g.queued.Load() >= castQueueMax {
 		g.mu.Lock()
 		g.waiting.Store(true)
@@ -57,7 +67,7 @@ func (g *flowGate) enter(ctx context.Context) error {
 		}
 		g.waiters.Add(-1)
 	}
-	g.queued.Add(1)
+	g.queued.Add(int64(n))
 	return nil
 }
 

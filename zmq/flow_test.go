@@ -3,13 +3,16 @@ package zmq
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/oslozmq/fabric/matchmaker"
 	"github.com/oslozmq/fabric/matchmaker/dummy"
 	"github.com/oslozmq/fabric/messaging"
+	"github.com/oslozmq/fabric/zmq/internal/zsock"
 )
 
 func TestFlowGate(t *testing.T) {
@@ -130,4 +133,68 @@ func TestCastFlowControl(t *testing.T) {
 	if got, want := received.Load(), accepted.Load(); got != want {
 		t.Fatalf("received %d, accepted %d", got, want)
 	}
+}
+
+// TestProxyCastFlowControl: in proxy mode, casts to proxies that take
+// nothing make casters wait instead of queueing without end in the client.
+// The "proxy" is a bare ROUTER that never reads.
+func TestProxyCastFlowControl(t *testing.T) {
+	cfg := testConfig()
+	cfg.UseRouterProxy = true
+	mm := dummy.New()
+	zctx, err := zsock.NewContext()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zctx.Term()
+	front, err := zctx.NewSocket(zsock.ROUTER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer front.Close()
+	if err := front.SetInt(zsock.OptLinger, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := front.SetInt(zsock.OptRcvHWM, 10); err != nil {
+		t.Fatal(err)
+	}
+	port, err := zsock.BindRandomPort(front, "127.0.0.1", cfg.MinPort, cfg.MaxPort, cfg.BindPortRetries)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	ctx := context.Background()
+	if err := mm.RegisterPublisher(ctx, matchmaker.Publisher{PubAddress: addr, RouterAddress: addr}, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := mm.RegisterRouter(ctx, addr, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	target := messaging.Target{Topic: "flow", Server: "s1"}
+	if err := mm.Register(ctx, matchmaker.Target{Topic: "flow", Server: "s1"}, "127.0.0.1/flow/s1/id", matchmaker.Dealer, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	cli := newTransport(t, cfg, mm)
+
+	m := msg("echo", strings.Repeat("x", 1024))
+	const bound = 200_000 // far more than the pipe, TCP and the gate hold
+	var accepted int
+	var waited error
+	for i := 0; i < bound && waited == nil; i++ {
+		ctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+		err := cli.Cast(ctx, target, m, messaging.SendOptions{})
+		cancel()
+		switch {
+		case err == nil:
+			accepted++
+		case errors.Is(err, messaging.ErrTimeout):
+			waited = err
+		default:
+			t.Fatalf("cast %d: %v", i, err)
+		}
+	}
+	if waited == nil {
+		t.Fatalf("%d casts to a proxy that reads nothing were all accepted: no flow control", bound)
+	}
+	t.Logf("stalled proxy: %d casts accepted, then a caster waited: %v", accepted, waited)
 }

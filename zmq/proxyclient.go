@@ -54,6 +54,12 @@ func (t *Transport) frontDealer() (*zsock.Socket, error) {
 	if err == nil {
 		err = s.SetInt(zsock.OptImmediate, immediate)
 	}
+	if err == nil {
+		// Flow control (flow.go): a full pipe to a proxy makes round-robin
+		// skip it, and all full makes sends wait in the loop's backlog,
+		// where casts hold places in t.proxyFlow.
+		err = s.SetInt(zsock.OptSndHWM, sendHWM)
+	}
 	if err != nil {
 		_ = s.Close()
 		return nil, err
@@ -64,28 +70,46 @@ func (t *Transport) frontDealer() (*zsock.Socket, error) {
 	return s, nil
 }
 
-// sendToProxy sends one request through the proxies. Loop goroutine only.
-func (t *Transport) sendToProxy(frames [][]byte, deadline time.Time, onDrop func(error)) {
+// sendToProxy sends one request through the proxies; onSent, if not nil,
+// runs once libzmq has taken it. Loop goroutine only.
+func (t *Transport) sendToProxy(frames [][]byte, deadline time.Time, onDrop func(error), onSent func()) {
 	s, err := t.frontDealer()
 	if err != nil {
 		onDrop(err)
 		return
 	}
-	t.loop.Send(s, frames, deadline, onDrop)
+	t.loop.SendTracked(s, frames, deadline, onDrop, onSent)
 	t.stats.sent.Add(1)
 }
 
-// handOffProxy queues unanswered messages for the proxies; one that no
+// enterProxyFlow takes n places in the gate of unanswered messages to the
+// proxies, waiting while it is full or until ctx ends.
+func (t *Transport) enterProxyFlow(ctx context.Context, n int) error {
+	if err := t.proxyFlow.enterN(ctx, n); err != nil {
+		return t.ctxError(ctx, err)
+	}
+	return nil
+}
+
+// handOffProxy queues unanswered messages for the proxies, each holding a
+// place in t.proxyFlow (enterProxyFlow) until libzmq takes it; one that no
 // proxy connection takes within rpc_response_timeout is logged and counted.
 func (t *Transport) handOffProxy(typ wire.MsgType, msgs ...[][]byte) error {
 	deadline := time.Now().Add(t.cfg.ResponseTimeout)
-	onDrop := t.dropLogger(typ, "proxy")
+	logDrop := t.dropLogger(typ, "proxy")
+	onDrop := func(err error) {
+		t.proxyFlow.leave()
+		logDrop(err)
+	}
 	err := t.loop.Do(func() {
 		for _, frames := range msgs {
-			t.sendToProxy(frames, deadline, onDrop)
+			t.sendToProxy(frames, deadline, onDrop, t.proxyFlow.leave)
 		}
 	})
 	if err != nil {
+		for range msgs {
+			t.proxyFlow.leave()
+		}
 		return messaging.ErrClosed
 	}
 	return nil
@@ -94,6 +118,11 @@ func (t *Transport) handOffProxy(typ wire.MsgType, msgs ...[][]byte) error {
 // dropLogger returns the onDrop of an unanswered message.
 func (t *Transport) dropLogger(typ wire.MsgType, where string) func(error) {
 	return func(err error) {
+		if errors.Is(err, zsock.ErrLoopClosed) {
+			// Close has logged that messages were left; no line each.
+			t.stats.drop("closed")
+			return
+		}
 		t.stats.drop("send_failed")
 		t.log.Warn("message dropped", "type", typ, "to", where, "err", t.proxySendError(err))
 	}

@@ -236,6 +236,11 @@ func (l *listener) newDealer(addr string) (*zsock.Socket, error) {
 		err = s.SetInt(zsock.OptImmediate, 1)
 	}
 	if err == nil {
+		// Flow control: a full pipe stops reading TCP, so that the proxy's
+		// bounded queue for this server (queue_per_peer) takes the rest.
+		err = s.SetInt(zsock.OptRcvHWM, sendHWM)
+	}
+	if err == nil {
 		err = s.Connect("tcp://" + addr)
 	}
 	if err != nil {

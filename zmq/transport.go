@@ -47,6 +47,10 @@ type Transport struct {
 	flow   gates    // direct-mode casts, by registry key
 	fan    fanState // direct-mode fanouts and notifications, by host
 
+	// proxyFlow bounds the casts, fanouts and notifications to the
+	// proxies that libzmq has not taken (flow.go).
+	proxyFlow flowGate
+
 	// Proxy mode and pub/sub (nil without either): the registered router
 	// proxies, and the acked-delivery manager (rpc_use_acks in proxy mode).
 	proxies *proxyDirectory

@@ -149,8 +149,11 @@ func (e *engine) ackPublished(client, id []byte) {
 }
 
 func sendReason(err error) string {
-	if errors.Is(err, zsock.ErrHostUnreachable) {
+	switch {
+	case errors.Is(err, zsock.ErrHostUnreachable):
 		return reasonUnroutable
+	case errors.Is(err, zsock.ErrAgain):
+		return reasonQueueFull
 	}
 	return reasonSendFailed
 }
@@ -177,8 +180,11 @@ func (e *engine) drop(from origin, reason string, err error, dest []byte) {
 		e.suppressed++
 		return
 	}
-	e.log.Warn("dropped message", "reason", reason, "from", from.String(), "err", err,
-		"suppressed_since_last", e.suppressed)
+	attrs := []any{"reason", reason, "from", from.String(), "err", err}
+	if dest != nil {
+		attrs = append(attrs, "to", string(dest))
+	}
+	e.log.Warn("dropped message", append(attrs, "suppressed_since_last", e.suppressed)...)
 	e.nextWarn = now.Add(dropLogInterval)
 	e.suppressed = 0
 }

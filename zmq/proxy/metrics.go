@@ -17,6 +17,7 @@ const (
 	reasonMalformed     = "malformed"
 	reasonTooManyFrames = "too_many_frames" // more than zsock.MaxFrames frames
 	reasonUnroutable    = "unroutable"      // no peer with the routing key's identity
+	reasonQueueFull     = "queue_full"      // the peer's queue_per_peer messages wait already
 	reasonSendFailed    = "send_failed"     // any other send error
 )
 
@@ -25,7 +26,7 @@ const (
 var dropReasons = [...]string{
 	"short", "no_delimiter", "unsupported_version", "unknown_type",
 	"empty_id", "empty_identity", "bad_payload", reasonMalformed,
-	reasonTooManyFrames, reasonUnroutable, reasonSendFailed,
+	reasonTooManyFrames, reasonUnroutable, reasonQueueFull, reasonSendFailed,
 }
 
 // typeLabels are the values of the type label, by message type.

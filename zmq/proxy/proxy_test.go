@@ -456,3 +456,40 @@ func TestStopWhileIdle(t *testing.T) {
 		t.Errorf("stop took %v", d)
 	}
 }
+
+// TestQueuePerPeer: a server that reads nothing cannot grow the proxy
+// without end. Once its queue_per_peer messages (and the TCP buffers) are
+// full, casts to it are dropped and counted as queue_full, and the proxy
+// goes on routing between other peers.
+func TestQueuePerPeer(t *testing.T) {
+	cfg := testConfig(t, false)
+	cfg.Proxy.QueuePerPeer = 100
+	p := startProxy(t, cfg)
+	a := p.Addresses()
+	zctx := zmqContext(t)
+	small := func(s *zsock.Socket) error { return s.SetInt(zsock.OptRcvHWM, 10) }
+	stuck := newPeer(t, zctx, zsock.DEALER, "127.0.0.1/compute/stuck/"+newUUID4(), a.Backend, small)
+	live := newPeer(t, zctx, zsock.DEALER, "127.0.0.1/compute/live/"+newUUID4(), a.Backend)
+	client := newPeer(t, zctx, zsock.DEALER, "127.0.0.1/"+newUUID4(), a.Frontend)
+	link(t, client, stuck)
+	drain(stuck) // from here on, stuck reads nothing
+	link(t, client, live)
+
+	// 1 KiB casts, far more than the proxy's queue, both ends' TCP buffers
+	// and the stuck DEALER's receive queue hold.
+	payload := []byte(`[{},{"method":"m","args":{"a":"` + strings.Repeat("x", 1024) + `"}}]`)
+	const n = 100_000
+	for i := range n {
+		client.send(wire.ProxyRequest(wire.Cast, stuck.id, strconv.AppendInt(nil, int64(i), 10), payload)...)
+		if p.Stats().Dropped["queue_full"] > 0 {
+			t.Logf("first queue_full drop after %d casts", i+1)
+			break
+		}
+	}
+	eventually(t, "queue_full drops", func() bool { return p.Stats().Dropped["queue_full"] > 0 })
+	callRoundTrip(t, client, live, "after-stuck")
+	text := scrape(t, p.Handler())
+	if v := metricValue(t, text, `oslo_zmq_proxy_messages_dropped_total{reason="queue_full"}`); v == "0" {
+		t.Errorf("queue_full drops not exported: %s", v)
+	}
+}

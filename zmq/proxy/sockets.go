@@ -58,7 +58,13 @@ func (p *Proxy) open(zctx *zsock.Context, loop *zsock.Loop) (s *sockets, err err
 	if s.pub, err = zctx.NewSocket(zsock.PUB); err != nil {
 		return s, fmt.Errorf("proxy: publisher: %w", err)
 	}
-	if err = zsock.CommonOptions(s.pub, p.cfg); err != nil {
+	err = zsock.CommonOptions(s.pub, p.cfg)
+	if err == nil {
+		// libzmq's PUB drops what a subscriber this far behind would get
+		// (uncounted), rather than keeping it without end.
+		err = s.pub.SetInt(zsock.OptSndHWM, p.cfg.Proxy.QueuePerPeer)
+	}
+	if err != nil {
 		return s, fmt.Errorf("proxy: publisher options: %w", err)
 	}
 	if err = s.monitor(zctx, loop, s.pub, &p.stats, peersPublisher); err != nil {
@@ -77,7 +83,8 @@ func (p *Proxy) open(zctx *zsock.Context, loop *zsock.Loop) (s *sockets, err err
 }
 
 // newRouter creates a ROUTER with the proxy's options: ROUTER_MANDATORY so
-// that unroutable messages are seen and counted (gotcha 3), ROUTER_HANDOVER
+// that unroutable messages are seen and counted (gotcha 3), queues of
+// queue_per_peer messages, ROUTER_HANDOVER
 // so that a peer reconnecting under its identity takes over at once instead
 // of being refused until the old connection times out, and the identity
 // "<host>/zmq-proxy/<uuid4>" (reference 1.5).
@@ -90,6 +97,16 @@ func (p *Proxy) newRouter(zctx *zsock.Context) (*zsock.Socket, []byte, error) {
 	err = zsock.CommonOptions(s, p.cfg)
 	if err == nil {
 		err = s.SetInt(zsock.OptRouterMandatory, 1)
+	}
+	// Bounded queues (queue_per_peer): a peer that reads nothing cannot
+	// grow the proxy without end. With ROUTER_MANDATORY a full pipe fails
+	// the send (counted as queue_full); a full receive pipe stops reading
+	// that peer's TCP, which slows its sender and no one else.
+	if err == nil {
+		err = s.SetInt(zsock.OptSndHWM, p.cfg.Proxy.QueuePerPeer)
+	}
+	if err == nil {
+		err = s.SetInt(zsock.OptRcvHWM, p.cfg.Proxy.QueuePerPeer)
 	}
 	if err == nil {
 		err = s.SetInt(zsock.OptRouterHandover, 1)
