@@ -147,8 +147,9 @@ func TestFanoutStalledHost(t *testing.T) {
 			}
 			cli := newTransport(t, cfg, mm)
 			// Long enough for the live subscriber under -race on a busy
-			// machine: it must never count as stalled.
-			cli.testFanStall = time.Second
+			// machine (its 1,000 queued copies must leave within it): it
+			// must never count as stalled.
+			cli.testFanStall = 3 * time.Second
 
 			m := msg("echo", strings.Repeat("x", 1024))
 			const n = 20_000 // several times what the pipes and the gate hold
