@@ -184,6 +184,10 @@ func TestBench(t *testing.T) {
 					Count int     `json:"count"`
 					P50   float64 `json:"p50_latency"`
 				} `json:"summary"`
+				Transport struct {
+					Sent    uint64            `json:"sent"`
+					Dropped map[string]uint64 `json:"dropped"`
+				} `json:"transport"`
 			}
 			b, err := os.ReadFile(jsonFile)
 			if err != nil {
@@ -195,10 +199,14 @@ func TestBench(t *testing.T) {
 			if rep.Summary["client"].Count != 200 || rep.Summary["error"].Count != 0 || rep.Summary["round-trip"].Count != 200 || rep.Summary["round-trip"].P50 <= 0 {
 				t.Fatalf("client summary %+v, want 200 sent, 0 errors, 200 round trips", rep.Summary)
 			}
+			if rep.Transport.Sent < 200 || len(rep.Transport.Dropped) != 0 || !strings.Contains(out, "dropped: none") {
+				t.Fatalf("client transport %+v, want >= 200 sent and no drop", rep.Transport)
+			}
 			if err := srv.Stop(); err != nil {
 				t.Fatal(err)
 			}
-			if !strings.Contains(srv.Stdout(), "server: duration:") || !strings.Contains(srv.Stdout(), "count: 200 ") {
+			if !strings.Contains(srv.Stdout(), "server: duration:") || !strings.Contains(srv.Stdout(), "count: 200 ") ||
+				!strings.Contains(srv.Stdout(), "transport: sent: ") || !strings.Contains(srv.Stdout(), "dropped: none") {
 				t.Fatalf("server summary:\n%s", srv.Stdout())
 			}
 		})

@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/oslozmq/fabric/internal/bench"
 	"github.com/oslozmq/fabric/messaging"
+	"github.com/oslozmq/fabric/zmq"
 )
 
 // `zmqrpc bench MODE`: a load generator and meter modelled on
@@ -102,6 +105,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	st := tr.Stats()
+	rep.transport = &st
 	rep.print(stdout)
 	if bf.jsonFile != "" {
 		return rep.writeJSON(bf.jsonFile)
@@ -111,9 +116,10 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 // benchReport is the labelled series and summaries of one run.
 type benchReport struct {
-	labels  []string
-	series  map[string][]bench.Interval
-	summary map[string]bench.Summary
+	labels    []string
+	series    map[string][]bench.Interval
+	summary   map[string]bench.Summary
+	transport *zmq.Stats // the driver's counters at the end, with its drops
 }
 
 func (r *benchReport) add(label string, c *bench.Collector, now time.Time) {
@@ -135,10 +141,33 @@ func (r *benchReport) print(w io.Writer) {
 		}
 		fmt.Fprintln(w)
 	}
+	if st := r.transport; st != nil {
+		fmt.Fprintf(w, "transport: sent: %d received: %d dropped: %s\n", st.Sent, st.Received, formatDrops(st.Dropped))
+	}
+}
+
+// formatDrops is "none" or the drops by reason, sorted: "closed=2 send_failed=1".
+func formatDrops(m map[string]uint64) string {
+	if len(m) == 0 {
+		return "none"
+	}
+	parts := make([]string, 0, len(m))
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		parts = append(parts, fmt.Sprintf("%s=%d", k, m[k]))
+	}
+	return strings.Join(parts, " ")
 }
 
 func (r *benchReport) writeJSON(path string) error {
-	b, err := json.MarshalIndent(map[string]any{"series": r.series, "summary": r.summary}, "", "  ")
+	out := map[string]any{"series": r.series, "summary": r.summary}
+	if st := r.transport; st != nil {
+		dropped := st.Dropped
+		if dropped == nil {
+			dropped = map[string]uint64{}
+		}
+		out["transport"] = map[string]any{"sent": st.Sent, "received": st.Received, "dropped": dropped}
+	}
+	b, err := json.MarshalIndent(out, "", "  ")
 	if err != nil {
 		return err
 	}

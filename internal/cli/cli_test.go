@@ -83,3 +83,19 @@ func TestMainExitCodes(t *testing.T) {
 		}
 	}
 }
+
+func TestFormatDrops(t *testing.T) {
+	for _, tt := range []struct {
+		in   map[string]uint64
+		want string
+	}{
+		{nil, "none"},
+		{map[string]uint64{}, "none"},
+		{map[string]uint64{"send_failed": 1}, "send_failed=1"},
+		{map[string]uint64{"send_failed": 1, "closed": 2, "fanout_stalled": 30}, "closed=2 fanout_stalled=30 send_failed=1"},
+	} {
+		if got := formatDrops(tt.in); got != tt.want {
+			t.Errorf("formatDrops(%v) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
