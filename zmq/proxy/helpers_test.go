@@ -162,6 +162,7 @@ func (p *peer) send(frames ...[]byte) {
 func (p *peer) recv(d time.Duration) (frames [][]byte, ok bool) {
 	p.t.Helper()
 	var pl zsock.Poller
+	defer pl.Free()
 	pl.AddSocket(p.sock, zsock.PollIn)
 	deadline := time.Now().Add(d)
 	for {

@@ -43,6 +43,7 @@ type Loop struct {
 	epf   *os.File // ep, registered with Go's netpoller
 	epc   syscall.RawConn
 	evs   [16]unix.EpollEvent
+	nev   int                   // events in evs from the last checkReady
 	ready func(fd uintptr) bool // l.checkReady
 	log   *slog.Logger
 
@@ -59,6 +60,13 @@ type Loop struct {
 	drained []chan struct{}
 	blind   int // sockets whose ZMQ_FD is not watched
 	done    chan struct{}
+
+	// Sockets polled for no event (a fanout socket per host) are read only
+	// when their ZMQ_FD fired while the loop slept, and at every sweep.
+	byFd      map[int32]int // ZMQ_FD -> poller item, rebuilt when entries change
+	sweep     time.Duration // sweepEvery; tests may lengthen it
+	lastSweep time.Time
+	turns     uint64 // times round the loop (tests watch it)
 }
 
 type entry struct {
@@ -91,7 +99,7 @@ func NewLoop(log *slog.Logger) (*Loop, error) {
 		unix.Close(efd)
 		return nil, err
 	}
-	l := &Loop{efd: efd, ep: ep, log: log, done: make(chan struct{})}
+	l := &Loop{efd: efd, ep: ep, log: log, done: make(chan struct{}), byFd: make(map[int32]int), sweep: sweepEvery}
 	l.ready = l.checkReady
 	if err = l.watchFd(efd); err == nil {
 		err = unix.SetNonblock(ep, true)
@@ -122,6 +130,7 @@ func (l *Loop) watchFd(fd int) error {
 // sleep waits in the netpoller until a watched descriptor is readable or
 // timeout passes (negative: no limit).
 func (l *Loop) sleep(timeout time.Duration) {
+	l.nev = 0
 	if timeout == 0 {
 		return
 	}
@@ -138,7 +147,34 @@ func (l *Loop) sleep(timeout time.Duration) {
 // every time the loop sleeps, twice per call at one call in flight.
 func (l *Loop) checkReady(fd uintptr) bool {
 	n, err := unix.EpollWait(int(fd), l.evs[:], 0)
+	l.nev = max(n, 0)
 	return n > 0 || (err != nil && err != unix.EINTR)
+}
+
+// sweepEvery bounds how long a socket polled for no event may go without
+// libzmq processing its commands while the loop never sleeps.
+const sweepEvery = 100 * time.Millisecond
+
+// checkFired makes the next Ready read the sockets whose ZMQ_FD fired in
+// the last sleep: libzmq has commands for them, and until it processes
+// them their descriptor stays readable and would wake every sleep.
+func (l *Loop) checkFired() {
+	for _, ev := range l.evs[:l.nev] {
+		if i, ok := l.byFd[ev.Fd]; ok {
+			l.poller.Check(i)
+		}
+	}
+	l.nev = 0
+}
+
+// indexFds rebuilds byFd after entries were added or removed.
+func (l *Loop) indexFds() {
+	clear(l.byFd)
+	for i, e := range l.entries {
+		if e.fd >= 0 {
+			l.byFd[int32(e.fd)] = i + 1
+		}
+	}
 }
 
 // Do queues fn to run on the loop goroutine and returns at once.
@@ -222,6 +258,9 @@ func (l *Loop) add(s *Socket, onRecv RecvFunc, borrow bool) {
 	e := &entry{fd: fd, sock: s, onRecv: onRecv, borrow: borrow}
 	l.entries = append(l.entries, e)
 	s.entry = e
+	if fd >= 0 {
+		l.byFd[int32(fd)] = len(l.entries) // its poller item
+	}
 }
 
 // Remove stops polling s and drops its queued sends with ErrLoopClosed. It
@@ -293,9 +332,11 @@ const pollFallback = 10 * time.Millisecond
 
 func (l *Loop) run() {
 	defer close(l.done)
+	defer l.poller.Free()
 	defer unix.Close(l.efd)
 	defer l.epf.Close()
 	for {
+		l.turns++
 		// Process commands and see what is ready without blocking; sleep
 		// in the netpoller only when nothing is.
 		n, err := l.poller.Ready()
@@ -311,6 +352,7 @@ func (l *Loop) run() {
 			// A wake-up written after this read costs one spare turn.
 			var b [8]byte
 			_, _ = unix.Read(l.efd, b[:])
+			l.checkFired()
 			n, err = l.poller.Ready()
 		}
 		if err != nil {
@@ -322,7 +364,12 @@ func (l *Loop) run() {
 		}
 		stop := l.runQueue()
 		l.serviceSockets()
-		l.expire(time.Now())
+		now := time.Now()
+		l.expire(now)
+		if now.Sub(l.lastSweep) >= l.sweep {
+			l.poller.CheckAll()
+			l.lastSweep = now
+		}
 		if l.dirty {
 			l.compact()
 		}
@@ -391,6 +438,9 @@ func (l *Loop) serviceSockets() {
 			ev |= PollOut
 		}
 		l.poller.SetEvents(i+1, ev)
+		if e.fd < 0 {
+			l.poller.Check(i + 1) // no descriptor to tell when
+		}
 	}
 }
 
@@ -491,6 +541,7 @@ func (l *Loop) compact() {
 			l.poller.Remove(i + 1)
 		}
 	}
+	l.indexFds()
 	l.dirty = false
 }
 

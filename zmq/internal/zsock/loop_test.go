@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+	"golang.org/x/sys/unix"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -341,4 +342,150 @@ func TestLoopSurvivesSignals(t *testing.T) {
 	}
 	close(stop)
 	t.Logf("%d messages round the loop under %d signals", n, <-spammed)
+}
+
+// TestIdleSocketsLetTheLoopSleep: sockets polled for no event (a fanout
+// socket per host) are not read every turn, only when their ZMQ_FD fired
+// while the loop slept (or at a sweep, made rare here). Messages sent on
+// them arrive, and with their peer gone the loop still sleeps. (libzmq
+// did not signal these sockets' descriptors in this scenario, so that
+// checkFired is needed is shown by TestCheckFired, not here.)
+func TestIdleSocketsLetTheLoopSleep(t *testing.T) {
+	got := make(chan [][]byte, 100)
+	p := newPair(t, func(f [][]byte, err error) { got <- f }, nil, false)
+	const n = 20
+	var idle []*Socket
+	err := p.loop.Call(func() error {
+		p.loop.sweep = time.Hour // only a fired descriptor gets them read
+		for range n {
+			s, err := p.ctx.NewSocket(DEALER)
+			if err != nil {
+				return err
+			}
+			idle = append(idle, s)
+			if err := s.SetInt(OptLinger, 0); err != nil {
+				return err
+			}
+			p.loop.Add(s, nil)
+			if err := s.Connect(p.ep); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = p.loop.Call(func() error {
+			for _, s := range idle {
+				p.loop.Remove(s)
+				s.Close()
+			}
+			return nil
+		})
+	})
+	// Every idle socket's message arrives.
+	deadline := time.Now().Add(5 * time.Second)
+	for i, s := range idle {
+		if err := p.loop.Do(func() {
+			p.loop.Send(s, [][]byte{[]byte(fmt.Sprint(i))}, deadline, func(err error) { t.Error(err) })
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range n {
+		select {
+		case <-got:
+		case <-time.After(10 * time.Second):
+			t.Fatal("a message from an idle socket did not arrive")
+		}
+	}
+	// The peer goes: libzmq queues commands for every idle socket (their
+	// pipes end, they reconnect). Then the loop sleeps: over 300 ms it goes
+	// round a few times, where a spinning loop goes round thousands of
+	// times.
+	if err := p.loop.Call(func() error { return p.router.Unbind(p.ep) }); err != nil {
+		t.Fatal(err)
+	}
+	turns := func() uint64 {
+		var v uint64
+		_ = p.loop.Call(func() error { v = p.loop.turns; return nil })
+		return v
+	}
+	time.Sleep(100 * time.Millisecond)
+	before := turns()
+	time.Sleep(300 * time.Millisecond)
+	if d := turns() - before; d > 50 {
+		t.Fatalf("the loop went round %d times in 300 ms with %d idle sockets: it does not sleep", d, n)
+	}
+}
+
+// TestCheckFired: a descriptor that fired while the loop slept marks its
+// socket's poller item for the next Ready, also after entries before it
+// were removed (the index is rebuilt).
+func TestCheckFired(t *testing.T) {
+	p := newPair(t, nil, nil, false)
+	var socks []*Socket
+	err := p.loop.Call(func() error {
+		for range 3 {
+			s, err := p.ctx.NewSocket(DEALER)
+			if err != nil {
+				return err
+			}
+			socks = append(socks, s)
+			p.loop.Add(s, nil)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = p.loop.Call(func() error {
+			for _, s := range socks[1:] {
+				p.loop.Remove(s)
+				s.Close()
+			}
+			return nil
+		})
+	})
+	// The first goes; the loop compacts its entries at the end of the turn.
+	if err := p.loop.Call(func() error { p.loop.Remove(socks[0]); return socks[0].Close() }); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range socks[1:] {
+		var marked, others int
+		err := p.loop.Call(func() error {
+			l := p.loop
+			e := s.entry
+			if e == nil || e.fd < 0 {
+				return fmt.Errorf("socket not watched: %+v", e)
+			}
+			clear(l.poller.check)
+			l.evs[0] = unixEpollEvent(e.fd)
+			l.nev = 1
+			l.checkFired()
+			for i, c := range l.poller.check {
+				switch {
+				case c == 0:
+				case i > 0 && l.entries[i-1] == e:
+					marked++
+				default:
+					others++
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if marked != 1 || others != 0 {
+			t.Fatalf("fired descriptor marked its socket %d times and %d other items", marked, others)
+		}
+	}
+}
+
+func unixEpollEvent(fd int) unix.EpollEvent {
+	return unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd)}
 }

@@ -10,6 +10,7 @@ import (
 func nextEvent(t *testing.T, mon *Socket) Event {
 	t.Helper()
 	var p Poller
+	defer p.Free()
 	p.AddSocket(mon, PollIn)
 	deadline := time.Now().Add(5 * time.Second)
 	for {

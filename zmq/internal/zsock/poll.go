@@ -2,19 +2,25 @@ package zsock
 
 /*
 #include <errno.h>
+#include <stdlib.h>
 #include <zmq.h>
 
-// zs_ready sets the revents of every socket item from ZMQ_EVENTS, which
-// also processes the socket's pending commands, and returns how many are
-// ready. Unlike zmq_poll it makes no system call: raw descriptor items are
+// zs_ready sets the revents of socket items from ZMQ_EVENTS, which also
+// processes the socket's pending commands, and returns how many are ready.
+// A socket item polled for no event is only read when check[i] is set (and
+// check[i] is cleared): ZMQ_EVENTS costs a system call on an idle socket,
+// and a loop with a socket per host would pay one per host every turn.
+// Unlike zmq_poll it makes no other system call: raw descriptor items are
 // left at zero, for the caller's own epoll set. ZMQ_EVENTS fails with EINTR
 // when a signal lands while libzmq reads the socket's mailbox (Go signals
 // its threads often): that is retried, not an error.
-static int zs_ready(zmq_pollitem_t *items, int n) {
+static int zs_ready(zmq_pollitem_t *items, unsigned char *check, int n) {
 	int ready = 0;
 	for (int i = 0; i < n; i++) {
 		items[i].revents = 0;
 		if (!items[i].socket) continue;
+		if (!items[i].events && !check[i]) continue;
+		check[i] = 0;
 		int ev = 0, rc;
 		size_t sz;
 		do {
@@ -37,24 +43,58 @@ import (
 )
 
 // Poller polls sockets and raw file descriptors. Reuse one per loop: it
-// keeps its C item array between calls.
+// keeps its item arrays between calls, and Free releases them. They are in
+// C memory: cgo would otherwise check every item of a Go array for Go
+// pointers on each call, which costs more than skipping an idle socket.
 type Poller struct {
-	items   []C.zmq_pollitem_t
+	items   []C.zmq_pollitem_t // in C memory
+	check   []C.uchar          // in C memory; Ready reads item i without events only if set
 	sockets []*Socket
+}
+
+// grow makes room for one more item, in C memory.
+func (p *Poller) grow() {
+	n := len(p.items)
+	if n < cap(p.items) {
+		p.items = p.items[:n+1]
+		p.check = p.check[:n+1]
+		return
+	}
+	c := max(2*n, 8)
+	items := (*C.zmq_pollitem_t)(C.realloc(unsafe.Pointer(unsafe.SliceData(p.items)), C.size_t(c)*C.size_t(unsafe.Sizeof(C.zmq_pollitem_t{}))))
+	check := (*C.uchar)(C.realloc(unsafe.Pointer(unsafe.SliceData(p.check)), C.size_t(c)))
+	if items == nil || check == nil {
+		panic("zsock: out of C memory for poll items")
+	}
+	p.items = unsafe.Slice(items, c)[:n+1]
+	p.check = unsafe.Slice(check, c)[:n+1]
+}
+
+// Free releases the item arrays; the Poller is empty afterwards.
+func (p *Poller) Free() {
+	C.free(unsafe.Pointer(unsafe.SliceData(p.items)))
+	C.free(unsafe.Pointer(unsafe.SliceData(p.check)))
+	p.items, p.check, p.sockets = nil, nil, nil
 }
 
 // AddSocket adds s with events and returns its index.
 func (p *Poller) AddSocket(s *Socket, events int) int {
-	p.items = append(p.items, C.zmq_pollitem_t{socket: s.p, events: C.short(events)})
+	p.grow()
+	i := len(p.items) - 1
+	p.items[i] = C.zmq_pollitem_t{socket: s.p, events: C.short(events)}
+	p.check[i] = 1
 	p.sockets = append(p.sockets, s)
-	return len(p.items) - 1
+	return i
 }
 
 // AddFd adds a raw file descriptor and returns its index.
 func (p *Poller) AddFd(fd int, events int) int {
-	p.items = append(p.items, C.zmq_pollitem_t{fd: C.int(fd), events: C.short(events)})
+	p.grow()
+	i := len(p.items) - 1
+	p.items[i] = C.zmq_pollitem_t{fd: C.int(fd), events: C.short(events)}
+	p.check[i] = 0
 	p.sockets = append(p.sockets, nil)
-	return len(p.items) - 1
+	return i
 }
 
 // SetEvents changes the events polled for item i.
@@ -62,7 +102,8 @@ func (p *Poller) SetEvents(i int, events int) { p.items[i].events = C.short(even
 
 // Remove drops item i; later items move down by one.
 func (p *Poller) Remove(i int) {
-	p.items = append(p.items[:i], p.items[i+1:]...)
+	p.items = append(p.items[:i], p.items[i+1:]...) // in place: stays in C memory
+	p.check = append(p.check[:i], p.check[i+1:]...)
 	p.sockets = append(p.sockets[:i], p.sockets[i+1:]...)
 }
 
@@ -96,14 +137,27 @@ func (p *Poller) Poll(timeout time.Duration) (int, error) {
 	return int(rc), nil
 }
 
+// Check makes the next Ready read socket item i even if it is polled for
+// no event, so that libzmq processes its pending commands (its ZMQ_FD then
+// stops reading as ready).
+func (p *Poller) Check(i int) { p.check[i] = 1 }
+
+// CheckAll is Check for every item.
+func (p *Poller) CheckAll() {
+	for i := range p.check {
+		p.check[i] = 1
+	}
+}
+
 // Ready reports, without waiting and in one cgo call, which sockets are
-// ready for their events; raw descriptors always read as not ready. It
-// returns the number of ready items.
+// ready for their events; raw descriptors always read as not ready. A
+// socket polled for no event is read only after Check (and once when
+// added). It returns the number of ready items.
 func (p *Poller) Ready() (int, error) {
 	if len(p.items) == 0 {
 		return 0, nil
 	}
-	rc, err := C.zs_ready((*C.zmq_pollitem_t)(unsafe.Pointer(&p.items[0])), C.int(len(p.items)))
+	rc, err := C.zs_ready((*C.zmq_pollitem_t)(unsafe.Pointer(&p.items[0])), (*C.uchar)(unsafe.Pointer(&p.check[0])), C.int(len(p.items)))
 	if rc < 0 {
 		return 0, errnoErr("getsockopt(EVENTS)", err)
 	}
