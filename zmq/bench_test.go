@@ -2,18 +2,22 @@ package zmq
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"testing"
+	"time"
 
+	"github.com/oslozmq/fabric/matchmaker"
 	"github.com/oslozmq/fabric/matchmaker/dummy"
 	"github.com/oslozmq/fabric/messaging"
+	"github.com/oslozmq/fabric/zmq/internal/zsock"
 )
 
 // Benchmarks of the driver in one process over loopback; the harness in
 // bench/ compares separate processes against raw libzmq. These are for
 // profiling: go test -run=NONE -bench=. -cpuprofile=cpu.out ./zmq/
-func benchCalls(b *testing.B, proxyMode bool, parallel int) {
+func benchCalls(b *testing.B, proxyMode bool, parallel int, fanHosts ...int) {
 	cfg := testConfig()
 	mm := dummy.New()
 	quiet := WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))
@@ -45,13 +49,47 @@ func benchCalls(b *testing.B, proxyMode bool, parallel int) {
 	if _, err := cli.Call(context.Background(), target, m, messaging.SendOptions{}); err != nil {
 		b.Fatal(err)
 	}
+	if len(fanHosts) > 0 {
+		// One fanout to that many hosts (bare ROUTERs that read nothing)
+		// leaves the client's loop with a fanout socket per host while it
+		// calls.
+		zctx, err := zsock.NewContext()
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer zctx.Term()
+		for range fanHosts[0] {
+			r, err := zctx.NewSocket(zsock.ROUTER)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer r.Close()
+			_ = r.SetInt(zsock.OptLinger, 0)
+			port, err := zsock.BindRandomPort(r, "127.0.0.1", cfg.MinPort, cfg.MaxPort, cfg.BindPortRetries)
+			if err != nil {
+				b.Fatal(err)
+			}
+			host := fmt.Sprintf("127.0.0.1:%d", port)
+			if err := mm.Register(context.Background(), matchmaker.Target{Topic: "wide", Server: host}, host, matchmaker.Router, time.Hour); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := cli.Cast(context.Background(), messaging.Target{Topic: "wide", Fanout: true}, m, messaging.SendOptions{}); err != nil {
+			b.Fatal(err)
+		}
+	}
 	b.ResetTimer()
 	if parallel == 0 {
+		var t0, t1 uint64
+		_ = cli.loop.Call(func() error { t0 = cli.loop.Turns(); return nil })
 		for range b.N {
 			if _, err := cli.Call(context.Background(), target, m, messaging.SendOptions{}); err != nil {
 				b.Fatal(err)
 			}
 		}
+		_ = cli.loop.Call(func() error { t1 = cli.loop.Turns(); return nil })
+		b.StopTimer() // not Close's linger
+		b.ReportMetric(float64(t1-t0)/float64(b.N), "loop-turns/op")
 		return
 	}
 	b.SetParallelism(parallel)
@@ -63,9 +101,13 @@ func benchCalls(b *testing.B, proxyMode bool, parallel int) {
 			}
 		}
 	})
+	b.StopTimer()
 }
 
 func BenchmarkCallDirect1(b *testing.B)  { benchCalls(b, false, 0) }
 func BenchmarkCallDirect16(b *testing.B) { benchCalls(b, false, 8) } // 8 per core: 16 in flight
+
+// BenchmarkCallDirect1Fan100: a client that also fans out to 100 hosts.
+func BenchmarkCallDirect1Fan100(b *testing.B) { benchCalls(b, false, 0, 100) }
 func BenchmarkCallProxy1(b *testing.B)   { benchCalls(b, true, 0) }
 func BenchmarkCallProxy16(b *testing.B)  { benchCalls(b, true, 8) }

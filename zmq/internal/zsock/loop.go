@@ -569,3 +569,7 @@ func (l *Loop) drainAfterError() {
 	l.runQueue()
 	l.dropAll()
 }
+
+// Turns is how many times the loop has gone round (for benchmarks).
+// Loop goroutine only.
+func (l *Loop) Turns() uint64 { return l.turns }
