@@ -109,5 +109,5 @@ func BenchmarkCallDirect16(b *testing.B) { benchCalls(b, false, 8) } // 8 per co
 
 // BenchmarkCallDirect1Fan100: a client that also fans out to 100 hosts.
 func BenchmarkCallDirect1Fan100(b *testing.B) { benchCalls(b, false, 0, 100) }
-func BenchmarkCallProxy1(b *testing.B)   { benchCalls(b, true, 0) }
-func BenchmarkCallProxy16(b *testing.B)  { benchCalls(b, true, 8) }
+func BenchmarkCallProxy1(b *testing.B)        { benchCalls(b, true, 0) }
+func BenchmarkCallProxy16(b *testing.B)       { benchCalls(b, true, 8) }
