@@ -2,7 +2,6 @@ package zmq
 
 import (
 	"context"
-	"errors"
 	"net"
 	"strings"
 	"sync"
@@ -89,27 +88,7 @@ func TestFanoutFlowControl(t *testing.T) {
 	cli := newTransport(t, cfg, mm)
 	cli.testFanStall = time.Minute // slow but not stalled
 
-	m := msg("echo", strings.Repeat("x", 1024))
-	const bound = 200_000 // far more than the pipes, TCP and the gate hold
-	var accepted int64
-	var waited error
-	for i := 0; i < bound && waited == nil; i++ {
-		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-		err := cli.Cast(ctx, fanTarget, m, messaging.SendOptions{})
-		cancel()
-		switch {
-		case err == nil:
-			accepted++
-		case errors.Is(err, messaging.ErrTimeout):
-			waited = err
-		default:
-			t.Fatalf("fanout %d: %v", i, err)
-		}
-	}
-	if waited == nil {
-		t.Fatalf("%d fanouts with a held subscriber were all accepted: no flow control", bound)
-	}
-	t.Logf("held subscriber: %d fanouts accepted, then the sender waited: %v", accepted, waited)
+	accepted := castUntilWait(t, cli, fanTarget, "held subscriber")
 	slow.release()
 	for _, s := range []*fanServer{fast1, fast2, slow} {
 		s.waitCount(t, accepted, "subscriber")

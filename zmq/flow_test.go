@@ -102,27 +102,7 @@ func TestCastFlowControl(t *testing.T) {
 		}
 	}()
 
-	m := msg("echo", strings.Repeat("x", 1024))
-	target := messaging.Target{Topic: "flow", Server: "s1"}
-	const bound = 200_000 // far more than the pipes, TCP and the gate hold
-	var waited error
-	for i := 0; i < bound && waited == nil; i++ {
-		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-		err := cli.Cast(ctx, target, m, messaging.SendOptions{})
-		cancel()
-		switch {
-		case err == nil:
-			accepted.Add(1)
-		case errors.Is(err, messaging.ErrTimeout):
-			waited = err
-		default:
-			t.Fatalf("cast %d: %v", i, err)
-		}
-	}
-	if waited == nil {
-		t.Fatalf("%d casts to a stalled server were all accepted: no flow control", bound)
-	}
-	t.Logf("stalled server: %d casts accepted, then a caster waited: %v", accepted.Load(), waited)
+	accepted.Store(castUntilWait(t, cli, messaging.Target{Topic: "flow", Server: "s1"}, "stalled server"))
 
 	close(release)
 	select {
@@ -175,26 +155,32 @@ func TestProxyCastFlowControl(t *testing.T) {
 		t.Fatal(err)
 	}
 	cli := newTransport(t, cfg, mm)
+	castUntilWait(t, cli, target, "proxy that reads nothing")
+}
 
+// castUntilWait casts 1 KiB messages to target, each with 300 ms to be
+// accepted, until one times out because flow control holds the caster. It
+// fails the test if none waits within far more casts than the pipes, TCP
+// and the gates hold, and returns how many were accepted.
+func castUntilWait(t *testing.T, cli *Transport, target messaging.Target, what string) int64 {
+	t.Helper()
 	m := msg("echo", strings.Repeat("x", 1024))
-	const bound = 200_000 // far more than the pipe, TCP and the gate hold
-	var accepted int
-	var waited error
-	for i := 0; i < bound && waited == nil; i++ {
-		ctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	const bound = 200_000
+	var accepted int64
+	for i := range bound {
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 		err := cli.Cast(ctx, target, m, messaging.SendOptions{})
 		cancel()
 		switch {
 		case err == nil:
 			accepted++
 		case errors.Is(err, messaging.ErrTimeout):
-			waited = err
+			t.Logf("%s: %d accepted, then the caster waited: %v", what, accepted, err)
+			return accepted
 		default:
-			t.Fatalf("cast %d: %v", i, err)
+			t.Fatalf("%s: cast %d: %v", what, i, err)
 		}
 	}
-	if waited == nil {
-		t.Fatalf("%d casts to a proxy that reads nothing were all accepted: no flow control", bound)
-	}
-	t.Logf("stalled proxy: %d casts accepted, then a caster waited: %v", accepted, waited)
+	t.Fatalf("%s: %d casts were all accepted: no flow control", what, bound)
+	return 0
 }
