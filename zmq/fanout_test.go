@@ -2,7 +2,6 @@ package zmq
 
 import (
 	"context"
-	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -113,13 +112,11 @@ func TestFanoutStalledHost(t *testing.T) {
 			if tc == "held" {
 				held = startFanServer(t, cfg, mm, "held", true)
 			} else {
-				// A registered host with nothing listening.
-				ln, err := net.Listen("tcp", "127.0.0.1:0")
-				if err != nil {
-					t.Fatal(err)
-				}
-				addr := ln.Addr().String()
-				ln.Close()
+				// A registered host with nothing listening: port 1, below the
+				// ephemeral range, so that no other test binds it and the
+				// reconnecting socket cannot connect to itself (a TCP
+				// self-connect, possible on a closed ephemeral port).
+				addr := "127.0.0.1:1"
 				if err := mm.Register(context.Background(), matchmaker.Target{Topic: "fan", Server: "down"}, addr, matchmaker.Router, time.Minute); err != nil {
 					t.Fatal(err)
 				}
