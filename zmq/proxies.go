@@ -159,6 +159,11 @@ func (d *proxyDirectory) refresh(ctx context.Context) (bool, error) {
 }
 
 func (d *proxyDirectory) update(ctx context.Context) (bool, error) {
+	// Entries age from when the read began: a read that waited out a Redis
+	// restart (a dial retried until Redis was back) returns the empty
+	// registry without an error, and timed from its end it could find
+	// what it knew older than keep and drop it.
+	now := d.now()
 	pubs, err := d.mm.Publishers(ctx)
 	var rts []string
 	if err == nil {
@@ -166,7 +171,6 @@ func (d *proxyDirectory) update(ctx context.Context) (bool, error) {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	now := d.now()
 	if err != nil {
 		d.outage = true
 		return false, err

@@ -112,27 +112,27 @@ func TestRouteCacheKeepsHostsForKeep(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := newRouteCache(dummy.New(), matchmaker.Router, cfg, quiet)
-			r := c.store(key, tg, false, []string{"c:1", "a:1", "b:1"})
+			r := c.store(key, tg, false, []string{"c:1", "a:1", "b:1"}, time.Now())
 			if tc.stale {
 				c.stale[key] = true
 			}
 			for _, read := range tc.reads {
-				if r2 := c.store(key, tg, false, read); r2 != r {
+				if r2 := c.store(key, tg, false, read, time.Now()); r2 != r {
 					t.Fatalf("after reading %v: %v, want the same route (all three kept)", read, r2)
 				}
 			}
 			// c:1 was last read longer than keep ago: it goes.
 			c.seen[key]["c:1"] = time.Now().Add(-c.keep - time.Second)
-			r = c.store(key, tg, false, []string{"a:1", "b:1"})
+			r = c.store(key, tg, false, []string{"a:1", "b:1"}, time.Now())
 			if !slices.Equal(r.hosts, []string{"a:1", "b:1"}) {
 				t.Fatalf("after keep: %v, want c:1 gone", r.hosts)
 			}
 			// Without keep, a read is the route, and an empty read evicts the key.
 			c.keep = 0
-			if r = c.store(key, tg, false, []string{"a:1"}); !slices.Equal(r.hosts, []string{"a:1"}) {
+			if r = c.store(key, tg, false, []string{"a:1"}, time.Now()); !slices.Equal(r.hosts, []string{"a:1"}) {
 				t.Fatalf("with keep 0: %v", r.hosts)
 			}
-			if r = c.store(key, tg, false, nil); r != nil {
+			if r = c.store(key, tg, false, nil, time.Now()); r != nil {
 				t.Fatalf("with keep 0, an empty read kept %v", r.hosts)
 			}
 		})
@@ -147,12 +147,12 @@ func TestRouteCacheProxyModeDropsLeftHostsAtOnce(t *testing.T) {
 	c := newRouteCache(dummy.New(), matchmaker.Dealer, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	tg := matchmaker.Target{Topic: "t"}
 	const key = "DEALER/t"
-	c.store(key, tg, false, []string{"h/a", "h/b"})
-	r := c.store(key, tg, false, []string{"h/a"})
+	c.store(key, tg, false, []string{"h/a", "h/b"}, time.Now())
+	r := c.store(key, tg, false, []string{"h/a"}, time.Now())
 	if !slices.Equal(r.hosts, []string{"h/a"}) {
 		t.Fatalf("after h/b left: %v, want h/a alone", r.hosts)
 	}
-	if r2 := c.store(key, tg, false, nil); r2 != r {
+	if r2 := c.store(key, tg, false, nil, time.Now()); r2 != r {
 		t.Fatalf("after an empty read: %v, want the same route", r2)
 	}
 }
@@ -217,5 +217,56 @@ func TestProxyDirectoryOutageDoesNotAge(t *testing.T) {
 	}
 	if got := d.addresses(routers); len(got) != 0 {
 		t.Fatalf("a keep period after the outage: routers %v, want none", got)
+	}
+}
+
+// slowMM advances the directory's clock while it reads, as a read that
+// waits out a Redis restart does.
+type slowMM struct {
+	matchmaker.Matchmaker
+	during func()
+}
+
+func (m *slowMM) Publishers(ctx context.Context) ([]matchmaker.Publisher, error) {
+	if m.during != nil {
+		m.during()
+	}
+	return m.Matchmaker.Publishers(ctx)
+}
+
+// A read that began within keep of the last one but returned after it (a
+// dial retried until a restarted, empty Redis was back) keeps what was
+// known: entries age from when the read began. The lab lost a call when a
+// server dropped two proxies this way.
+func TestProxyDirectorySlowReadDoesNotAge(t *testing.T) {
+	ctx := context.Background()
+	mm := &slowMM{Matchmaker: dummy.New()}
+	now := time.Unix(1000, 0)
+	d := newProxyDirectory(mm, slog.New(slog.NewTextHandler(io.Discard, nil)), time.Second, 6*time.Second, nil)
+	d.now = func() time.Time { return now }
+	pub := matchmaker.Publisher{PubAddress: "pub1", RouterAddress: "fe1"}
+	if err := mm.RegisterPublisher(ctx, pub, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := mm.RegisterRouter(ctx, "be1", 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Redis restarts empty; the next read begins 5 s later and returns
+	// 1.1 s after that, past keep.
+	_ = mm.UnregisterPublisher(ctx, pub)
+	_ = mm.UnregisterRouter(ctx, "be1")
+	now = now.Add(5 * time.Second)
+	mm.during = func() { now = now.Add(1100 * time.Millisecond) }
+	if _, err := d.refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := d.addresses(routers); !slices.Equal(got, []string{"be1"}) {
+		t.Fatalf("after a slow read: routers %v, want be1 kept", got)
+	}
+	if got := d.addresses(publishers); !slices.Equal(got, []string{"pub1"}) {
+		t.Fatalf("after a slow read: publishers %v, want pub1 kept", got)
 	}
 }

@@ -106,6 +106,7 @@ func (c *routeCache) get(ctx context.Context, target messaging.Target, fanout bo
 	}
 	pause := 20 * time.Millisecond
 	for {
+		readAt := time.Now()
 		hosts, err := lookup(ctx)
 		if err != nil {
 			if errors.Is(err, matchmaker.ErrUnavailable) {
@@ -116,7 +117,7 @@ func (c *routeCache) get(ctx context.Context, target messaging.Target, fanout bo
 			}
 		}
 		if len(hosts) > 0 {
-			return c.store(key, mt, fanout, hosts), nil
+			return c.store(key, mt, fanout, hosts, readAt), nil
 		}
 		select {
 		case <-ctx.Done():
@@ -127,10 +128,12 @@ func (c *routeCache) get(ctx context.Context, target messaging.Target, fanout bo
 	}
 }
 
-// store records the hosts read for key and returns the route of every host
-// read within keep (nil if none is), keeping the current snapshot (and its
-// generation) when nothing changed.
-func (c *routeCache) store(key string, t matchmaker.Target, fanout bool, fetched []string) *route {
+// store records the hosts of key read at readAt (when the read began: one
+// that waited out a Redis restart must not age what was known by its
+// wait) and returns the route of every host read within keep (nil if none
+// is), keeping the current snapshot (and its generation) when nothing
+// changed.
+func (c *routeCache) store(key string, t matchmaker.Target, fanout bool, fetched []string, readAt time.Time) *route {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	seen := c.seen[key]
@@ -138,7 +141,7 @@ func (c *routeCache) store(key string, t matchmaker.Target, fanout bool, fetched
 		seen = make(map[string]time.Time)
 		c.seen[key] = seen
 	}
-	now := time.Now()
+	now := readAt
 	if c.stale[key] {
 		// A failed read does not age what was known: keep counts from the
 		// first read after the outage.
@@ -201,6 +204,7 @@ func (c *routeCache) refresh(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, c.check)
 	defer cancel()
 	for _, r := range routes {
+		readAt := time.Now()
 		hosts, err := c.lookupFunc(r.target, r.fanout)(ctx)
 		if err != nil {
 			c.log.Debug("route refresh failed, keeping cached hosts", "key", r.key, "err", err)
@@ -209,7 +213,7 @@ func (c *routeCache) refresh(ctx context.Context) {
 			c.mu.Unlock()
 			continue
 		}
-		if c.store(r.key, r.target, r.fanout, hosts) == nil {
+		if c.store(r.key, r.target, r.fanout, hosts, readAt) == nil {
 			c.log.Info("no hosts registered any more", "key", r.key)
 		}
 	}
