@@ -184,18 +184,7 @@ func TestProxyDirectoryOutageDoesNotAge(t *testing.T) {
 	ctx := context.Background()
 	mm := &failingMM{Matchmaker: dummy.New()}
 	now := time.Unix(1000, 0)
-	d := newProxyDirectory(mm, slog.New(slog.NewTextHandler(io.Discard, nil)), time.Second, 5*time.Second, nil)
-	d.now = func() time.Time { return now }
-	pub := matchmaker.Publisher{PubAddress: "pub1", RouterAddress: "fe1"}
-	if err := mm.RegisterPublisher(ctx, pub, 0); err != nil {
-		t.Fatal(err)
-	}
-	if err := mm.RegisterRouter(ctx, "be1", 0); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := d.refresh(ctx); err != nil {
-		t.Fatal(err)
-	}
+	d, pub := seededDirectory(t, mm, 5*time.Second, &now)
 	mm.fail = true
 	now = now.Add(20 * time.Second)
 	if _, err := d.refresh(ctx); err == nil {
@@ -242,18 +231,7 @@ func TestProxyDirectorySlowReadDoesNotAge(t *testing.T) {
 	ctx := context.Background()
 	mm := &slowMM{Matchmaker: dummy.New()}
 	now := time.Unix(1000, 0)
-	d := newProxyDirectory(mm, slog.New(slog.NewTextHandler(io.Discard, nil)), time.Second, 6*time.Second, nil)
-	d.now = func() time.Time { return now }
-	pub := matchmaker.Publisher{PubAddress: "pub1", RouterAddress: "fe1"}
-	if err := mm.RegisterPublisher(ctx, pub, 0); err != nil {
-		t.Fatal(err)
-	}
-	if err := mm.RegisterRouter(ctx, "be1", 0); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := d.refresh(ctx); err != nil {
-		t.Fatal(err)
-	}
+	d, pub := seededDirectory(t, mm, 6*time.Second, &now)
 	// Redis restarts empty; the next read begins 5 s later and returns
 	// 1.1 s after that, past keep.
 	_ = mm.UnregisterPublisher(ctx, pub)
@@ -269,4 +247,24 @@ func TestProxyDirectorySlowReadDoesNotAge(t *testing.T) {
 	if got := d.addresses(publishers); !slices.Equal(got, []string{"pub1"}) {
 		t.Fatalf("after a slow read: publishers %v, want pub1 kept", got)
 	}
+}
+
+// seededDirectory is a directory with keep, on the clock *now, that has
+// read one proxy (publisher pub1 with front-end fe1, back-end be1) from mm.
+func seededDirectory(t *testing.T, mm matchmaker.Matchmaker, keep time.Duration, now *time.Time) (*proxyDirectory, matchmaker.Publisher) {
+	t.Helper()
+	ctx := context.Background()
+	d := newProxyDirectory(mm, slog.New(slog.NewTextHandler(io.Discard, nil)), time.Second, keep, nil)
+	d.now = func() time.Time { return *now }
+	pub := matchmaker.Publisher{PubAddress: "pub1", RouterAddress: "fe1"}
+	if err := mm.RegisterPublisher(ctx, pub, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := mm.RegisterRouter(ctx, "be1", 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return d, pub
 }
