@@ -91,19 +91,31 @@ func (t *Transport) enterProxyFlow(ctx context.Context, n int) error {
 	return nil
 }
 
-// handOffProxy queues unanswered messages for the proxies, each holding a
-// place in t.proxyFlow (enterProxyFlow) until libzmq takes it; one that no
-// proxy connection takes within rpc_response_timeout is logged and counted.
+// proxyFlowCallbacks makes, once, what an unanswered message to the
+// proxies runs when libzmq takes it (leave its place in t.proxyFlow) or
+// when it is dropped (leave, then log and count by type), so that a message
+// costs no closure.
+func (t *Transport) proxyFlowCallbacks() {
+	t.proxyLeave = t.proxyFlow.leave
+	for typ := range t.proxyDrop {
+		logDrop := t.dropLogger(wire.MsgType(typ), "proxy")
+		t.proxyDrop[typ] = func(err error) {
+			t.proxyFlow.leave()
+			logDrop(err)
+		}
+	}
+}
+
+// handOffProxy queues unanswered messages (casts, fanouts, notifications)
+// for the proxies, each holding a place in t.proxyFlow (enterProxyFlow)
+// until libzmq takes it; one that no proxy connection takes within
+// rpc_response_timeout is logged and counted.
 func (t *Transport) handOffProxy(typ wire.MsgType, msgs ...[][]byte) error {
 	deadline := time.Now().Add(t.cfg.ResponseTimeout)
-	logDrop := t.dropLogger(typ, "proxy")
-	onDrop := func(err error) {
-		t.proxyFlow.leave()
-		logDrop(err)
-	}
+	onDrop := t.proxyDrop[typ]
 	err := t.loop.Do(func() {
 		for _, frames := range msgs {
-			t.sendToProxy(frames, deadline, onDrop, t.proxyFlow.leave)
+			t.sendToProxy(frames, deadline, onDrop, t.proxyLeave)
 		}
 	})
 	if err != nil {

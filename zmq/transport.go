@@ -48,8 +48,11 @@ type Transport struct {
 	fan    fanState // direct-mode fanouts and notifications, by host
 
 	// proxyFlow bounds the casts, fanouts and notifications to the
-	// proxies that libzmq has not taken (flow.go).
-	proxyFlow flowGate
+	// proxies that libzmq has not taken (flow.go); proxyLeave and
+	// proxyDrop (by message type) are its per-message callbacks, made once.
+	proxyFlow  flowGate
+	proxyLeave func()
+	proxyDrop  [wire.Notify + 1]func(error)
 
 	// Proxy mode and pub/sub (nil without either): the registered router
 	// proxies, and the acked-delivery manager (rpc_use_acks in proxy mode).
@@ -104,6 +107,7 @@ func New(cfg *config.Config, opts ...Option) (*Transport, error) {
 		listeners:  make(map[*listener]struct{}),
 	}
 	t.calls.m = make(map[string]chan callResult)
+	t.proxyFlowCallbacks()
 	t.fan.socks = make(map[string]*fanSock)
 	t.fan.keys = make(map[string]*route)
 	if t.mm == nil {
