@@ -489,3 +489,163 @@ func TestCheckFired(t *testing.T) {
 func unixEpollEvent(fd int) unix.EpollEvent {
 	return unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd)}
 }
+
+// TestReadyChecked: after a sleep the loop reads only the sockets marked
+// by Check; Ready reads every socket polled for events.
+func TestReadyChecked(t *testing.T) {
+	ctx, err := NewContext()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ctx.Term()
+	a, err := ctx.NewSocket(PAIR)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := ctx.NewSocket(PAIR)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	for _, s := range []*Socket{a, b} {
+		_ = s.SetInt(OptLinger, 0)
+	}
+	if err := b.Bind("inproc://ready-checked"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Connect("inproc://ready-checked"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Send([][]byte{[]byte("x")}, 0); err != nil {
+		t.Fatal(err)
+	}
+	var p Poller
+	defer p.Free()
+	i := p.AddSocket(b, PollIn)
+	ready := func(checked bool) int {
+		t.Helper()
+		read := p.Ready
+		if checked {
+			read = p.ReadyChecked
+		}
+		n, err := read()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if (n == 1) != (p.Revents(i)&PollIn != 0) {
+			t.Fatalf("%d ready but revents %d", n, p.Revents(i))
+		}
+		return n
+	}
+	if n := ready(false); n != 1 { // inproc delivers at once
+		t.Fatalf("Ready: %d ready, want 1", n)
+	}
+	if n := ready(true); n != 0 {
+		t.Fatalf("ReadyChecked without Check read the socket: %d ready", n)
+	}
+	p.Check(i)
+	if n := ready(true); n != 1 {
+		t.Fatalf("ReadyChecked after Check: %d ready, want 1", n)
+	}
+	if n := ready(true); n != 0 {
+		t.Fatalf("Check was not cleared by the read: %d ready", n)
+	}
+}
+
+// TestEventedSocketsWakeTheLoop: with many sockets polled for input and
+// no sweep, each message sent to one of them while the loop sleeps
+// arrives: its descriptor wakes the loop and marks it to be read.
+func TestEventedSocketsWakeTheLoop(t *testing.T) {
+	ctx, err := NewContext()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ctx.Term()
+	loop, err := NewLoop(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer loop.Close()
+	const n = 20
+	got := make(chan int, n)
+	var recvs, sends []*Socket
+	defer func() {
+		_ = loop.Call(func() error {
+			for _, s := range recvs {
+				loop.Remove(s)
+				s.Close()
+			}
+			return nil
+		})
+		for _, s := range sends {
+			s.Close()
+		}
+	}()
+	err = loop.Call(func() error {
+		loop.sweep = time.Hour // only a fired descriptor gets them read
+		for i := range n {
+			s, err := ctx.NewSocket(PAIR)
+			if err != nil {
+				return err
+			}
+			recvs = append(recvs, s)
+			_ = s.SetInt(OptLinger, 0)
+			if err := s.Bind(fmt.Sprintf("inproc://evented-%d", i)); err != nil {
+				return err
+			}
+			loop.Add(s, func([][]byte, error) { got <- i })
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		s, err := ctx.NewSocket(PAIR)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sends = append(sends, s)
+		_ = s.SetInt(OptLinger, 0)
+		if err := s.Connect(fmt.Sprintf("inproc://evented-%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	turns := func() uint64 {
+		var v uint64
+		_ = loop.Call(func() error { v = loop.turns; return nil })
+		return v
+	}
+	before := turns()
+	// Backwards, one at a time, each once the one before has arrived and
+	// the loop sleeps: it must find the one socket that fired among n.
+	asleep := func() bool {
+		loop.mu.Lock()
+		defer loop.mu.Unlock()
+		return loop.sleeping
+	}
+	for k := range 3 * n {
+		i := n - 1 - k%n
+		// No signal tells that the loop sleeps: look, for 5 s at most.
+		for wait := time.Now().Add(5 * time.Second); !asleep() && time.Now().Before(wait); {
+			time.Sleep(100 * time.Microsecond)
+		}
+		if err := sends[i].Send([][]byte{[]byte("x")}, 0); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case j := <-got:
+			if j != i {
+				t.Fatalf("message %d arrived on socket %d, sent to %d", k, j, i)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("message %d, sent to socket %d while the loop slept, did not arrive", k, i)
+		}
+	}
+	// The turn that woke reads the socket that fired. Unmarked, it would
+	// be read only by the next turn's full Ready: two turns per message.
+	if d := turns() - before; d > 3*n+3*n/4 {
+		t.Fatalf("%d turns for %d messages: the socket that fired was not read in the turn that woke", d, 3*n)
+	}
+}

@@ -13,13 +13,14 @@ package zsock
 // Unlike zmq_poll it makes no other system call: raw descriptor items are
 // left at zero, for the caller's own epoll set. ZMQ_EVENTS fails with EINTR
 // when a signal lands while libzmq reads the socket's mailbox (Go signals
-// its threads often): that is retried, not an error.
-static int zs_ready(zmq_pollitem_t *items, unsigned char *check, int n) {
+// its threads often): that is retried, not an error. With only_checked,
+// every socket item is read only when check[i] is set.
+static int zs_ready(zmq_pollitem_t *items, unsigned char *check, int n, int only_checked) {
 	int ready = 0;
 	for (int i = 0; i < n; i++) {
 		items[i].revents = 0;
 		if (!items[i].socket) continue;
-		if (!items[i].events && !check[i]) continue;
+		if ((only_checked || !items[i].events) && !check[i]) continue;
 		check[i] = 0;
 		int ev = 0, rc;
 		size_t sz;
@@ -154,10 +155,21 @@ func (p *Poller) CheckAll() {
 // socket polled for no event is read only after Check (and once when
 // added). It returns the number of ready items.
 func (p *Poller) Ready() (int, error) {
+	return p.ready(0)
+}
+
+// ReadyChecked is Ready that reads only the socket items marked with Check
+// since they were last read, whatever their events; the others read as not
+// ready.
+func (p *Poller) ReadyChecked() (int, error) {
+	return p.ready(1)
+}
+
+func (p *Poller) ready(onlyChecked C.int) (int, error) {
 	if len(p.items) == 0 {
 		return 0, nil
 	}
-	rc, err := C.zs_ready((*C.zmq_pollitem_t)(unsafe.Pointer(&p.items[0])), (*C.uchar)(unsafe.Pointer(&p.check[0])), C.int(len(p.items)))
+	rc, err := C.zs_ready((*C.zmq_pollitem_t)(unsafe.Pointer(&p.items[0])), (*C.uchar)(unsafe.Pointer(&p.check[0])), C.int(len(p.items)), onlyChecked)
 	if rc < 0 {
 		return 0, errnoErr("getsockopt(EVENTS)", err)
 	}
