@@ -16,6 +16,30 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
+// socketPair makes two sockets of typ, not connected, with no linger,
+// closed (then their context terminated) when the test ends.
+func socketPair(t *testing.T, typ Type) (*Socket, *Socket) {
+	t.Helper()
+	ctx, err := NewContext()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ctx.Term() }) // registered first, so it runs after the sockets are closed
+	var socks [2]*Socket
+	for i := range socks {
+		s, err := ctx.NewSocket(typ)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		if err := s.SetInt(OptLinger, 0); err != nil {
+			t.Fatal(err)
+		}
+		socks[i] = s
+	}
+	return socks[0], socks[1]
+}
+
 // pair sets up a loop owning a bound ROUTER and a DEALER connected to it.
 type pair struct {
 	ctx    *Context
@@ -223,26 +247,7 @@ func TestLoopClosedRejectsWork(t *testing.T) {
 // reused from one message to the next (the point of borrowing), and a
 // message larger than maxKeptRecvBuf is read without being kept.
 func TestRecvBorrowed(t *testing.T) {
-	ctx, err := NewContext()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ctx.Term()
-	pull, err := ctx.NewSocket(DEALER)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pull.Close()
-	push, err := ctx.NewSocket(DEALER)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer push.Close()
-	for _, s := range []*Socket{pull, push} {
-		if err := s.SetInt(OptLinger, 0); err != nil {
-			t.Fatal(err)
-		}
-	}
+	pull, push := socketPair(t, DEALER)
 	if err := pull.SetInt(OptRcvTimeo, 5000); err != nil {
 		t.Fatal(err)
 	}
@@ -493,24 +498,7 @@ func unixEpollEvent(fd int) unix.EpollEvent {
 // TestReadyChecked: after a sleep the loop reads only the sockets marked
 // by Check; Ready reads every socket polled for events.
 func TestReadyChecked(t *testing.T) {
-	ctx, err := NewContext()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ctx.Term()
-	a, err := ctx.NewSocket(PAIR)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	b, err := ctx.NewSocket(PAIR)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	for _, s := range []*Socket{a, b} {
-		_ = s.SetInt(OptLinger, 0)
-	}
+	b, a := socketPair(t, PAIR)
 	if err := b.Bind("inproc://ready-checked"); err != nil {
 		t.Fatal(err)
 	}
