@@ -157,24 +157,32 @@ func TestRouteCacheProxyModeDropsLeftHostsAtOnce(t *testing.T) {
 	}
 }
 
-// failingMM fails the directory's reads while fail is set.
-type failingMM struct {
+// readHookMM runs onRead, if set, before each of the directory's reads
+// ("publishers", "routers"); an error from it fails the read.
+type readHookMM struct {
 	matchmaker.Matchmaker
-	fail bool
+	onRead func(what string) error
 }
 
-func (f *failingMM) Publishers(ctx context.Context) ([]matchmaker.Publisher, error) {
-	if f.fail {
-		return nil, matchmaker.ErrUnavailable
+func (m *readHookMM) hook(what string) error {
+	if m.onRead == nil {
+		return nil
 	}
-	return f.Matchmaker.Publishers(ctx)
+	return m.onRead(what)
 }
 
-func (f *failingMM) Routers(ctx context.Context) ([]string, error) {
-	if f.fail {
-		return nil, matchmaker.ErrUnavailable
+func (m *readHookMM) Publishers(ctx context.Context) ([]matchmaker.Publisher, error) {
+	if err := m.hook("publishers"); err != nil {
+		return nil, err
 	}
-	return f.Matchmaker.Routers(ctx)
+	return m.Matchmaker.Publishers(ctx)
+}
+
+func (m *readHookMM) Routers(ctx context.Context) ([]string, error) {
+	if err := m.hook("routers"); err != nil {
+		return nil, err
+	}
+	return m.Matchmaker.Routers(ctx)
 }
 
 // A Redis outage longer than the keep period must not make the directory
@@ -182,16 +190,16 @@ func (f *failingMM) Routers(ctx context.Context) ([]string, error) {
 // empty and the proxies have not registered again yet.
 func TestProxyDirectoryOutageDoesNotAge(t *testing.T) {
 	ctx := context.Background()
-	mm := &failingMM{Matchmaker: dummy.New()}
+	mm := &readHookMM{Matchmaker: dummy.New()}
 	now := time.Unix(1000, 0)
 	d, pub := seededDirectory(t, mm, 5*time.Second, &now)
-	mm.fail = true
+	mm.onRead = func(string) error { return matchmaker.ErrUnavailable }
 	now = now.Add(20 * time.Second)
 	if _, err := d.refresh(ctx); err == nil {
 		t.Fatal("a failing read succeeded")
 	}
 	// Redis is back, empty.
-	mm.fail = false
+	mm.onRead = nil
 	_ = mm.UnregisterPublisher(ctx, pub)
 	_ = mm.UnregisterRouter(ctx, "be1")
 	if _, err := d.refresh(ctx); err != nil {
@@ -209,27 +217,13 @@ func TestProxyDirectoryOutageDoesNotAge(t *testing.T) {
 	}
 }
 
-// slowMM advances the directory's clock while it reads, as a read that
-// waits out a Redis restart does.
-type slowMM struct {
-	matchmaker.Matchmaker
-	during func()
-}
-
-func (m *slowMM) Publishers(ctx context.Context) ([]matchmaker.Publisher, error) {
-	if m.during != nil {
-		m.during()
-	}
-	return m.Matchmaker.Publishers(ctx)
-}
-
 // A read that began within keep of the last one but returned after it (a
 // dial retried until a restarted, empty Redis was back) keeps what was
 // known: entries age from when the read began. The lab lost a call when a
 // server dropped two proxies this way.
 func TestProxyDirectorySlowReadDoesNotAge(t *testing.T) {
 	ctx := context.Background()
-	mm := &slowMM{Matchmaker: dummy.New()}
+	mm := &readHookMM{Matchmaker: dummy.New()}
 	now := time.Unix(1000, 0)
 	d, pub := seededDirectory(t, mm, 6*time.Second, &now)
 	// Redis restarts empty; the next read begins 5 s later and returns
@@ -237,7 +231,14 @@ func TestProxyDirectorySlowReadDoesNotAge(t *testing.T) {
 	_ = mm.UnregisterPublisher(ctx, pub)
 	_ = mm.UnregisterRouter(ctx, "be1")
 	now = now.Add(5 * time.Second)
-	mm.during = func() { now = now.Add(1100 * time.Millisecond) }
+	// The read waits in its first call, as a dial retried until Redis is
+	// back does.
+	mm.onRead = func(what string) error {
+		if what == "publishers" {
+			now = now.Add(1100 * time.Millisecond)
+		}
+		return nil
+	}
 	if _, err := d.refresh(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -141,12 +141,11 @@ func (c *routeCache) store(key string, t matchmaker.Target, fanout bool, fetched
 		seen = make(map[string]time.Time)
 		c.seen[key] = seen
 	}
-	now := readAt
 	if c.stale[key] {
 		// A failed read does not age what was known: keep counts from the
 		// first read after the outage.
 		for h := range seen {
-			seen[h] = now
+			seen[h] = readAt
 		}
 		delete(c.stale, key)
 	}
@@ -157,7 +156,7 @@ func (c *routeCache) store(key string, t matchmaker.Target, fanout bool, fetched
 		// keeps its hosts.
 		clear(seen)
 	}
-	hosts := sticky(seen, fetched, now, c.keep)
+	hosts := sticky(seen, fetched, readAt, c.keep)
 	slices.Sort(hosts)
 	old := c.m[key]
 	if len(hosts) == 0 {
