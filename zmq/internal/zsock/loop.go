@@ -60,6 +60,7 @@ type Loop struct {
 	drained []chan struct{}
 	blind   int // sockets whose ZMQ_FD is not watched
 	done    chan struct{}
+	touched []*entry // entries touched since the last read (Socket.touch)
 
 	// Sockets polled for no event (a fanout socket per host) are read only
 	// when their ZMQ_FD fired while the loop slept, and at every sweep.
@@ -71,11 +72,14 @@ type Loop struct {
 
 type entry struct {
 	fd      int // ZMQ_FD in the epoll set
+	item    int // index in the loop's poller
+	loop    *Loop
 	sock    *Socket
 	onRecv  RecvFunc
 	borrow  bool // onRecv gets RecvBorrowed's frames
 	backlog []pending
 	removed bool
+	touched bool // in loop.touched
 }
 
 type pending struct {
@@ -159,10 +163,10 @@ const sweepEvery = 100 * time.Millisecond
 // the last sleep: libzmq has commands for them, and until it processes
 // them their descriptor stays readable and would wake every sleep. A socket
 // whose descriptor did not fire has had no command since the loop last
-// read it, before sleeping, so its events have not changed: after a sleep
-// only the marked sockets are read (ReadyChecked), which saves a system
-// call per idle socket. Blind sockets, and all when more fired than evs
-// holds, are marked too.
+// read or drained it, so its events have not changed: after a sleep only
+// the marked sockets are read (ReadyChecked), which saves a system call
+// per idle socket. Blind sockets, and all when more fired than evs holds,
+// are marked too.
 func (l *Loop) checkFired() {
 	if l.nev == len(l.evs) {
 		l.poller.CheckAll()
@@ -183,7 +187,7 @@ func (l *Loop) checkFired() {
 			continue
 		}
 		if i, ok := l.byFd[ev.Fd]; ok {
-			l.poller.Check(i)
+			l.poller.CheckInput(i)
 		}
 	}
 	l.nev = 0
@@ -276,12 +280,12 @@ func (l *Loop) add(s *Socket, onRecv RecvFunc, borrow bool) {
 		l.blind++
 		fd = -1
 	}
-	l.poller.AddSocket(s, ev)
-	e := &entry{fd: fd, sock: s, onRecv: onRecv, borrow: borrow}
+	item := l.poller.AddSocket(s, ev)
+	e := &entry{fd: fd, item: item, loop: l, sock: s, onRecv: onRecv, borrow: borrow}
 	l.entries = append(l.entries, e)
 	s.entry = e
 	if fd >= 0 {
-		l.byFd[int32(fd)] = len(l.entries) // its poller item
+		l.byFd[int32(fd)] = item
 	}
 }
 
@@ -360,19 +364,25 @@ func (l *Loop) run() {
 	for {
 		l.turns++
 		// Process commands and see what is ready without blocking; sleep
-		// in the netpoller only when nothing is.
-		n, err := l.poller.Ready()
+		// in the netpoller only when nothing is. Only the sockets that
+		// can have changed are read: those this loop touched and those
+		// whose ZMQ_FD fired. Any other had its commands processed when
+		// last read and has had none since, or its descriptor would have
+		// fired; reading each would be a system call per socket and turn.
+		l.markTouched()
+		n, err := l.poller.ReadyChecked()
 		if err == nil && n == 0 && l.goingToSleep() {
 			t := l.timeout()
 			if l.blind > 0 && (t < 0 || t > pollFallback) {
 				t = pollFallback
 			}
+			if idle := idleSweeps * l.sweep; t < 0 || t > idle {
+				t = idle
+			}
 			l.sleep(t)
 			l.mu.Lock()
 			l.sleeping = false
 			l.mu.Unlock()
-			// What did not fire is as the Ready above left it; a socket
-			// missed here is read by the next turn's Ready.
 			l.checkFired()
 			n, err = l.poller.ReadyChecked()
 		}
@@ -400,6 +410,27 @@ func (l *Loop) run() {
 			return
 		}
 	}
+}
+
+// idleSweeps: an idle loop wakes to sweep every idleSweeps sweep periods
+// (1 s by default). The marks of touched and fired sockets are all the
+// loop trusts before it sleeps; were one missed, a message would wait for
+// this sweep, not for ever.
+const idleSweeps = 10
+
+// markTouched marks for the next read the sockets the loop touched since
+// the last read (Socket.touch) that are polled for an event. One polled for
+// none needs no read: nothing waits on its events, and a command libzmq
+// left unprocessed keeps its ZMQ_FD readable.
+func (l *Loop) markTouched() {
+	for _, e := range l.touched {
+		e.touched = false
+		if !e.removed && (e.onRecv != nil || len(e.backlog) > 0) {
+			l.poller.Check(e.item)
+		}
+	}
+	clear(l.touched)
+	l.touched = l.touched[:0]
 }
 
 // goingToSleep marks the loop asleep unless work or a stop is waiting. A
@@ -440,12 +471,21 @@ func (l *Loop) serviceSockets() {
 			l.flush(e)
 		}
 		if rev&PollIn != 0 && e.onRecv != nil {
+			// A receive that finds nothing has processed the socket's
+			// commands, so the socket needs no read for input; it does if
+			// messages are left, or if it waits to be writable (those
+			// commands may have made it so).
+			drained := false
 			for k := 0; k < recvBurst && !e.removed; k++ {
 				frames, err := e.sock.recv(DontWait, e.borrow)
 				if errors.Is(err, ErrAgain) {
+					drained = true
 					break
 				}
 				e.onRecv(frames, err)
+			}
+			if !drained || len(e.backlog) > 0 {
+				e.sock.touch()
 			}
 		}
 	}
@@ -561,6 +601,9 @@ func (l *Loop) compact() {
 			l.entries = append(l.entries[:i], l.entries[i+1:]...)
 			l.poller.Remove(i + 1)
 		}
+	}
+	for i, e := range l.entries {
+		e.item = i + 1
 	}
 	l.indexFds()
 	l.dirty = false

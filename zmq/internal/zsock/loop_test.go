@@ -632,8 +632,276 @@ func TestEventedSocketsWakeTheLoop(t *testing.T) {
 		}
 	}
 	// The turn that woke reads the socket that fired. Unmarked, it would
-	// be read only by the next turn's full Ready: two turns per message.
+	// not be read at all (no sweep): the message would not arrive.
 	if d := turns() - before; d > 3*n+3*n/4 {
 		t.Fatalf("%d turns for %d messages: the socket that fired was not read in the turn that woke", d, 3*n)
+	}
+}
+
+// echoPair is a pair whose router echoes every message back, with the
+// sweeps made rare so that only the loop's marks get sockets read.
+// hwm, if not zero, is set on both before they connect (libzmq does not
+// apply a changed HWM to a connection's low water mark).
+func echoPair(t *testing.T, got chan [][]byte, hwm int) *pair {
+	t.Helper()
+	var p *pair
+	p = newPair(t, func(f [][]byte, err error) {
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		p.loop.Send(p.router, f, time.Now().Add(10*time.Second), func(err error) { t.Error(err) })
+	}, func(f [][]byte, err error) { got <- f }, false)
+	err := p.loop.Call(func() error {
+		p.loop.sweep = time.Hour
+		// A full peer makes the router's send wait, not drop the reply.
+		if err := p.router.SetInt(OptRouterMandatory, 1); err != nil {
+			return err
+		}
+		for _, s := range []*Socket{p.dealer, p.router} {
+			for _, opt := range []int{OptSndHWM, OptRcvHWM} {
+				if err := s.SetInt(opt, hwm); hwm > 0 && err != nil {
+					return err
+				}
+			}
+		}
+		return p.dealer.Connect(p.ep)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestIdleEventedSocketsAreNotRead: a loop reads before it sleeps only the
+// sockets it touched, not every socket polled for input; on an idle one
+// each read is a system call.
+func TestIdleEventedSocketsAreNotRead(t *testing.T) {
+	got := make(chan [][]byte, 1)
+	p := echoPair(t, got, 0)
+	const idle = 20
+	var idles []*Socket
+	err := p.loop.Call(func() error {
+		for i := range idle {
+			s, err := p.ctx.NewSocket(PAIR)
+			if err != nil {
+				return err
+			}
+			_ = s.SetInt(OptLinger, 0)
+			if err := s.Bind(fmt.Sprintf("inproc://idle-%d", i)); err != nil {
+				return err
+			}
+			idles = append(idles, s)
+			p.loop.Add(s, func([][]byte, error) { t.Error("a message on an idle socket") })
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = p.loop.Call(func() error {
+			for _, s := range idles {
+				p.loop.Remove(s)
+				s.Close()
+			}
+			return nil
+		})
+	})
+	reads := func() uint64 {
+		var v uint64
+		_ = p.loop.Call(func() error { v = uint64(p.loop.poller.reads); return nil })
+		return v
+	}
+	const n = 50
+	before := reads()
+	for i := range n {
+		msg := [][]byte{{}, []byte(fmt.Sprint(i))}
+		deadline := time.Now().Add(5 * time.Second) // the first waits for the connection
+		if err := p.loop.Do(func() { p.loop.Send(p.dealer, msg, deadline, func(err error) { t.Error(err) }) }); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case f := <-got:
+			if len(f) != 2 || string(f[1]) != fmt.Sprint(i) {
+				t.Fatalf("round trip %d: got %q", i, f)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("round trip %d did not come back", i)
+		}
+	}
+	// Each round trip touches the dealer and the router with a send; a
+	// loop that read all its evented sockets before each sleep would make
+	// more than idle reads per round trip.
+	if d := reads() - before; d > 6*n {
+		t.Fatalf("%d ZMQ_EVENTS reads for %d round trips with %d idle sockets: idle sockets are read", d, n, idle)
+	}
+}
+
+// TestNoMessageWaitsForASweep: with the sweeps made rare, every message
+// still arrives in bursts that overflow the peers' queues (sends wait in the
+// loop's backlog for the socket to become writable) and a receive burst's
+// bound (the loop comes back to a socket it left with messages).
+func TestNoMessageWaitsForASweep(t *testing.T) {
+	got := make(chan [][]byte, 8192)
+	p := echoPair(t, got, 100)
+	const rounds, burst = 20, 3 * recvBurst
+	for r := range rounds {
+		err := p.loop.Call(func() error {
+			for i := range burst {
+				p.loop.Send(p.dealer, [][]byte{{}, []byte(fmt.Sprint(i))}, time.Now().Add(10*time.Second), func(err error) { t.Error(err) })
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range burst {
+			select {
+			case f := <-got:
+				if string(f[1]) != fmt.Sprint(i) {
+					t.Fatalf("round %d: message %d came back as %q", r, i, f[1])
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatalf("round %d: message %d of %d did not come back", r, i, burst)
+			}
+		}
+	}
+}
+
+// TestSendThatProcessesCommands: a send may process the socket's pending
+// commands (libzmq does so when a millisecond has passed since it last
+// did), which resets its ZMQ_FD: a reply that had arrived is then readable
+// with nothing to wake the loop. The loop must read a socket it sent on
+// before it sleeps. Were that mark missed, the idle loop's sweep would
+// still find the reply.
+func TestSendThatProcessesCommands(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		sweep    time.Duration
+		dropMark bool
+	}{
+		{"marked", time.Hour, false},
+		{"mark missed, idle sweep", 20 * time.Millisecond, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testSendThatProcessesCommands(t, tc.sweep, tc.dropMark) })
+	}
+}
+
+func testSendThatProcessesCommands(t *testing.T, sweep time.Duration, dropMark bool) {
+	ctx, err := NewContext()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ctx.Term()
+	loop, err := NewLoop(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer loop.Close()
+	echo, err := ctx.NewSocket(ROUTER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer echo.Close()
+	_ = echo.SetInt(OptLinger, 0)
+	_ = echo.SetInt(OptRcvTimeo, 100) // so that the echo goroutine sees stop
+	if err := echo.Bind("tcp://127.0.0.1:*"); err != nil {
+		t.Fatal(err)
+	}
+	ep, err := echo.LastEndpoint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const msgs = 3 // a first to connect, then A and B
+	replied := make(chan string, msgs)
+	stop, echoed := make(chan struct{}), make(chan struct{})
+	go func() { // owns echo until stop
+		defer close(echoed)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			f, err := echo.Recv(0)
+			if errors.Is(err, ErrAgain) {
+				continue
+			}
+			if err == nil {
+				err = echo.Send(f, 0)
+			}
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			replied <- string(f[1])
+		}
+	}()
+	got := make(chan string, msgs)
+	dealer, err := ctx.NewSocket(DEALER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = dealer.SetInt(OptLinger, 0)
+	err = loop.Call(func() error {
+		loop.sweep = sweep
+		loop.Add(dealer, func(f [][]byte, err error) { got <- string(f[0]) })
+		return dealer.Connect(ep)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		_ = loop.Call(func() error { loop.Remove(dealer); return dealer.Close() })
+		close(stop)
+		<-echoed
+	}()
+	wait := func(ch chan string, want string) error {
+		select {
+		case s := <-ch:
+			if s != want {
+				return fmt.Errorf("got %q, want %q", s, want)
+			}
+			return nil
+		case <-time.After(5 * time.Second):
+			return fmt.Errorf("%q did not come back", want)
+		}
+	}
+	send := func(s string) {
+		loop.Send(dealer, [][]byte{[]byte(s)}, time.Now().Add(5*time.Second), func(err error) { t.Error(err) })
+	}
+	if err := loop.Do(func() { send("first") }); err != nil {
+		t.Fatal(err)
+	}
+	for _, ch := range []chan string{got, replied} {
+		if err := wait(ch, "first"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err = loop.Call(func() error {
+		send("A")
+		if err := wait(replied, "A"); err != nil {
+			return err
+		}
+		// The reply's command reaches the dealer's mailbox while the loop
+		// is busy here; after 5 ms the next send processes it.
+		time.Sleep(5 * time.Millisecond)
+		send("B")
+		if dropMark {
+			for _, e := range loop.touched {
+				e.touched = false
+			}
+			loop.touched = loop.touched[:0]
+		}
+		return nil
+	})
+	for _, want := range []string{"A", "B"} {
+		if err == nil {
+			err = wait(got, want)
+		}
+	}
+	if err != nil {
+		t.Fatal(err)
 	}
 }

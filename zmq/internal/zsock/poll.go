@@ -14,14 +14,26 @@ package zsock
 // left at zero, for the caller's own epoll set. ZMQ_EVENTS fails with EINTR
 // when a signal lands while libzmq reads the socket's mailbox (Go signals
 // its threads often): that is retried, not an error. With only_checked,
-// every socket item is read only when check[i] is set.
-static int zs_ready(zmq_pollitem_t *items, unsigned char *check, int n, int only_checked) {
+// every socket item is read only when check[i] is set, and one marked
+// CHECK_INPUT and polled for input alone reads as ready without asking:
+// the receive that follows processes its commands whether or not a message
+// is there, and saves the ZMQ_EVENTS system call when one is.
+#define CHECK_READ 1
+#define CHECK_INPUT 2
+static int zs_ready(zmq_pollitem_t *items, unsigned char *check, int n, int only_checked, unsigned long *reads) {
 	int ready = 0;
 	for (int i = 0; i < n; i++) {
 		items[i].revents = 0;
 		if (!items[i].socket) continue;
 		if ((only_checked || !items[i].events) && !check[i]) continue;
+		if (only_checked && check[i] == CHECK_INPUT && items[i].events == ZMQ_POLLIN) {
+			check[i] = 0;
+			items[i].revents = ZMQ_POLLIN;
+			ready++;
+			continue;
+		}
 		check[i] = 0;
+		++*reads;
 		int ev = 0, rc;
 		size_t sz;
 		do {
@@ -51,6 +63,7 @@ type Poller struct {
 	items   []C.zmq_pollitem_t // in C memory
 	check   []C.uchar          // in C memory; Ready reads item i without events only if set
 	sockets []*Socket
+	reads   C.ulong // ZMQ_EVENTS reads made, each a system call on an idle socket (tests)
 }
 
 // grow makes room for one more item, in C memory.
@@ -83,7 +96,7 @@ func (p *Poller) AddSocket(s *Socket, events int) int {
 	p.grow()
 	i := len(p.items) - 1
 	p.items[i] = C.zmq_pollitem_t{socket: s.p, events: C.short(events)}
-	p.check[i] = 1
+	p.check[i] = C.CHECK_READ
 	p.sockets = append(p.sockets, s)
 	return i
 }
@@ -141,12 +154,22 @@ func (p *Poller) Poll(timeout time.Duration) (int, error) {
 // Check makes the next Ready read socket item i even if it is polled for
 // no event, so that libzmq processes its pending commands (its ZMQ_FD then
 // stops reading as ready).
-func (p *Poller) Check(i int) { p.check[i] = 1 }
+func (p *Poller) Check(i int) {
+	if p.check[i] == 0 {
+		p.check[i] = C.CHECK_READ
+	}
+}
+
+// CheckInput is Check for a socket whose ZMQ_FD fired: if it is polled for
+// input alone, the next ReadyChecked reports it ready without reading it,
+// and the caller's receive (which processes its commands whether or not a
+// message is there) finds out.
+func (p *Poller) CheckInput(i int) { p.check[i] = C.CHECK_INPUT }
 
 // CheckAll is Check for every item.
 func (p *Poller) CheckAll() {
 	for i := range p.check {
-		p.check[i] = 1
+		p.check[i] = C.CHECK_READ
 	}
 }
 
@@ -159,8 +182,8 @@ func (p *Poller) Ready() (int, error) {
 }
 
 // ReadyChecked is Ready that reads only the socket items marked with Check
-// since they were last read, whatever their events; the others read as not
-// ready.
+// or CheckInput since they were last read, whatever their events; the
+// others read as not ready.
 func (p *Poller) ReadyChecked() (int, error) {
 	return p.ready(1)
 }
@@ -169,7 +192,7 @@ func (p *Poller) ready(onlyChecked C.int) (int, error) {
 	if len(p.items) == 0 {
 		return 0, nil
 	}
-	rc, err := C.zs_ready((*C.zmq_pollitem_t)(unsafe.Pointer(&p.items[0])), (*C.uchar)(unsafe.Pointer(&p.check[0])), C.int(len(p.items)), onlyChecked)
+	rc, err := C.zs_ready((*C.zmq_pollitem_t)(unsafe.Pointer(&p.items[0])), (*C.uchar)(unsafe.Pointer(&p.check[0])), C.int(len(p.items)), onlyChecked, &p.reads)
 	if rc < 0 {
 		return 0, errnoErr("getsockopt(EVENTS)", err)
 	}

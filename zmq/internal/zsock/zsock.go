@@ -253,6 +253,17 @@ type Socket struct {
 	entry *entry
 }
 
+// touch tells the socket's Loop that libzmq may have processed the
+// socket's commands outside ZMQ_EVENTS (a send, a receive, a connect): its
+// ZMQ_FD is then reset without the state change being seen, so the loop
+// must read the socket before it sleeps.
+func (s *Socket) touch() {
+	if e := s.entry; e != nil && !e.touched {
+		e.touched = true
+		e.loop.touched = append(e.loop.touched, e)
+	}
+}
+
 // NewSocket creates a socket of type t.
 func (c *Context) NewSocket(t Type) (*Socket, error) {
 	p, err := C.zmq_socket(c.p, C.int(t))
@@ -311,6 +322,7 @@ func (s *Socket) SetBytes(opt int, v []byte) error {
 
 // Events returns the socket's current PollIn/PollOut readiness.
 func (s *Socket) Events() (int, error) {
+	s.touch()
 	var v C.int
 	sz := C.size_t(unsafe.Sizeof(v))
 	if rc, err := C.zmq_getsockopt(s.p, OptEvents, unsafe.Pointer(&v), &sz); rc != 0 {
@@ -345,6 +357,7 @@ func (s *Socket) LastEndpoint() (string, error) {
 }
 
 func (s *Socket) endpointOp(op C.int, name, ep string) error {
+	s.touch()
 	cs := C.CString(ep)
 	defer C.free(unsafe.Pointer(cs))
 	if rc, err := C.zs_endpoint(op, s.p, cs); rc != 0 {
@@ -379,6 +392,7 @@ func (s *Socket) Send(frames [][]byte, flags int) error {
 		sizes = append(sizes, C.size_t(len(f)))
 	}
 	s.sendSizes = sizes
+	s.touch()
 	if len(buf) == 0 {
 		buf = append(buf, 0) // a valid pointer for an all-empty multipart
 	}
@@ -402,6 +416,7 @@ const maxKeptSendBuf = 1 << 20
 // multipart with more than MaxFrames frames is drained and reported as
 // ErrTooManyFrames.
 func (s *Socket) Recv(flags int) ([][]byte, error) {
+	s.touch()
 	return s.recv(flags, false)
 }
 
@@ -410,6 +425,7 @@ func (s *Socket) Recv(flags int) ([][]byte, error) {
 // (or a slice of one) must copy it. It saves a receiver that decodes what
 // it keeps an allocation the size of every message.
 func (s *Socket) RecvBorrowed(flags int) ([][]byte, error) {
+	s.touch()
 	return s.recv(flags, true)
 }
 
