@@ -4,6 +4,7 @@ import "sync"
 
 type callResult struct {
 	payload []byte
+	buf     *[]byte // payload's pooled storage: releasePayload gives it back
 	err     error
 }
 
@@ -14,7 +15,12 @@ type pendingCalls struct {
 	mu   sync.Mutex
 	m    map[string]chan callResult
 	free sync.Pool // of empty chan callResult, given back by release
+	bufs sync.Pool // of *[]byte, reply payloads, given back by releasePayload
 }
+
+// maxPooledReply bounds the reply buffers kept for reuse; a larger reply's
+// is left to the collector.
+const maxPooledReply = 64 << 10
 
 func (p *pendingCalls) add(id []byte) chan callResult {
 	ch, _ := p.free.Get().(chan callResult)
@@ -44,16 +50,49 @@ func (p *pendingCalls) remove(id []byte) {
 
 // complete delivers a result and reports whether anyone was waiting.
 func (p *pendingCalls) complete(id []byte, r callResult) bool {
+	ch := p.take(id)
+	if ch != nil {
+		ch <- r // buffered, and each entry is completed once
+	}
+	return ch != nil
+}
+
+// completeReply delivers a reply's payload and reports whether anyone was
+// waiting. The payload is borrowed (the socket reuses its buffer for the
+// next message), so it is copied into a pooled buffer, which the caller
+// gives back once it has decoded the reply: a call then allocates no
+// buffer the size of its reply.
+func (p *pendingCalls) completeReply(id, payload []byte) bool {
+	ch := p.take(id)
+	if ch == nil {
+		return false
+	}
+	buf, _ := p.bufs.Get().(*[]byte)
+	if buf == nil {
+		buf = new([]byte)
+	}
+	*buf = append((*buf)[:0], payload...)
+	ch <- callResult{payload: *buf, buf: buf}
+	return true
+}
+
+// releasePayload gives back r's payload buffer: nothing may refer to it
+// afterwards (the codecs' decoded values do not).
+func (p *pendingCalls) releasePayload(r callResult) {
+	if r.buf != nil && cap(*r.buf) <= maxPooledReply {
+		p.bufs.Put(r.buf)
+	}
+}
+
+// take removes and returns id's channel, nil if no call waits for id.
+func (p *pendingCalls) take(id []byte) chan callResult {
 	p.mu.Lock()
-	ch, ok := p.m[string(id)]
-	if ok {
+	ch := p.m[string(id)]
+	if ch != nil {
 		delete(p.m, string(id))
 	}
 	p.mu.Unlock()
-	if ok {
-		ch <- r // buffered, and each entry is completed once
-	}
-	return ok
+	return ch
 }
 
 func (p *pendingCalls) failAll(err error) {

@@ -142,7 +142,9 @@ func (t *Transport) Call(ctx context.Context, target messaging.Target, msg *mess
 		if r.err != nil {
 			return nil, r.err
 		}
-		return t.decodeReply(r.payload)
+		v, err := t.decodeReply(r.payload)
+		t.calls.releasePayload(r)
+		return v, err
 	case <-ctx.Done():
 		t.calls.remove(id)
 		return nil, t.ctxError(ctx, nil)
@@ -353,7 +355,7 @@ func (t *Transport) dealerFor(rt *route) (*dealer, error) {
 		d.up = make(map[string]bool)
 		t.loop.Add(d.mon, d.onEvent)
 		t.rrSocks[rt.key] = d
-		t.loop.Add(s, t.onReply)
+		t.loop.AddBorrowing(s, t.onReply) // completeCall copies what it keeps
 	}
 	if d.gen != rt.gen {
 		t.syncConnections(d, rt)
@@ -414,8 +416,9 @@ func (t *Transport) parseResponse(frames [][]byte, err error, parse func([][]byt
 }
 
 // completeCall hands a reply to the call waiting for it, if any still is.
+// r's frames are borrowed: only the payload is kept, copied.
 func (t *Transport) completeCall(r wire.Response) {
-	if !t.calls.complete(r.ID, callResult{payload: r.Payload}) {
+	if !t.calls.completeReply(r.ID, r.Payload) {
 		t.stats.drop("unknown_reply")
 		t.log.Debug("reply for no pending call (timed out, or a duplicate)", "msg_id", string(r.ID))
 	}

@@ -65,7 +65,7 @@ func (t *Transport) frontDealer() (*zsock.Socket, error) {
 		return nil, err
 	}
 	t.front = s
-	t.loop.Add(s, t.onProxyResponse)
+	t.loop.AddBorrowing(s, t.onProxyResponse) // completeCall copies what it keeps
 	t.watchProxies(s, frontends)
 	return s, nil
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -392,5 +393,62 @@ func TestNewClientSpreadsFirstCalls(t *testing.T) {
 		if len(got) != 3 {
 			t.Fatalf("round %d: the first 3 calls of a new client went to %v, want one each", round, got)
 		}
+	}
+}
+
+// TestConcurrentCallsKeepTheirReplies: replies reach their callers through
+// buffers reused from one reply to the next; concurrent calls with replies
+// of many sizes (past the pooled bound too) each get their own, intact.
+func TestConcurrentCallsKeepTheirReplies(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		proxy bool
+		ser   string
+	}{
+		{"direct-json", false, "json"},
+		{"direct-msgpack", false, "msgpack"},
+		{"proxy-json", true, "json"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testConfig()
+			mm := dummy.New()
+			if tc.proxy {
+				cfg = proxyConfig(false)
+				startProxy(t, cfg, mm, false)
+			}
+			cfg.Serialization = tc.ser
+			srv := newTransport(t, cfg, mm)
+			cli := newTransport(t, cfg, mm)
+			startServers(t, srv, "demo", "s1")
+			target := messaging.Target{Topic: "demo", Server: "s1"}
+			const callers, calls = 8, 50
+			var wg sync.WaitGroup
+			errs := make(chan error, callers)
+			for c := range callers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := range calls {
+						arg := strings.Repeat(string(rune('a'+c)), 1+(c*calls+i)*211%(70<<10))
+						ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+						res, err := cli.Call(ctx, target, msg("echo", arg), messaging.SendOptions{})
+						cancel()
+						if err != nil {
+							errs <- fmt.Errorf("caller %d call %d: %w", c, i, err)
+							return
+						}
+						if res != "s1:"+arg {
+							errs <- fmt.Errorf("caller %d call %d: a reply of %d bytes, want %d", c, i, len(fmt.Sprint(res)), len(arg)+3)
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Error(err)
+			}
+		})
 	}
 }

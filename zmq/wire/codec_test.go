@@ -117,14 +117,34 @@ func TestReplyRoundTrip(t *testing.T) {
 				{map[string]any{"k": "v"}, ""},
 				{nil, failure},
 				{"partial", failure},
+				{map[string]any{"list": []any{"a", 1.5, true, nil}}, ""},
 			} {
 				p, err := c.EncodeReply(tc.result, tc.failure)
 				if err != nil {
 					t.Fatal(err)
 				}
 				result, f, err := c.DecodeReply(p)
+				// Clients decode from a buffer that is reused for the
+				// next reply: nothing decoded may refer to it.
+				for i := range p {
+					p[i] = 0xff
+				}
 				if err != nil || !reflect.DeepEqual(result, tc.result) || f != tc.failure {
-					t.Errorf("DecodeReply(EncodeReply(%#v, %q)) = %#v, %q, %v", tc.result, tc.failure, result, f, err)
+					t.Errorf("DecodeReply(EncodeReply(%#v, %q)) = %#v, %q, %v (payload overwritten after decoding)", tc.result, tc.failure, result, f, err)
+				}
+			}
+
+			if c.Name() == "msgpack" { // bin: decoded as []byte, which must be a copy
+				p, err := c.EncodeReply([]byte("binary frame"), "")
+				if err != nil {
+					t.Fatal(err)
+				}
+				result, _, err := c.DecodeReply(p)
+				for i := range p {
+					p[i] = 0xff
+				}
+				if b, ok := result.([]byte); err != nil || !ok || string(b) != "binary frame" {
+					t.Errorf("binary reply, payload overwritten after decoding: %#v, %v", result, err)
 				}
 			}
 
