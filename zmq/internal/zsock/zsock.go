@@ -14,11 +14,16 @@ package zsock
 #include <string.h>
 #include <errno.h>
 
-// A reusable receive buffer of zmq messages, one per socket, C-allocated.
+#define ZS_MAX_FRAMES 64
+
+// A reusable receive buffer of zmq messages, one per socket, C-allocated,
+// with the frame sizes zs_copy_out records (in C memory: a Go array whose
+// address goes to C would be allocated on the heap at every receive).
 typedef struct {
 	zmq_msg_t *msgs;
 	size_t n, cap, total;
 	int overflow;
+	size_t sizes[ZS_MAX_FRAMES];
 } zs_multi;
 
 static zs_multi *zs_multi_new(void) { return calloc(1, sizeof(zs_multi)); }
@@ -67,12 +72,13 @@ static int zs_recv_multi(void *s, int flags, zs_multi *m, size_t maxframes) {
 	}
 }
 
-// zs_copy_out copies the frames into dst (total bytes) and records sizes.
-static void zs_copy_out(zs_multi *m, char *dst, size_t *sizes) {
+// zs_copy_out copies the frames into dst (total bytes) and records their
+// sizes in m->sizes.
+static void zs_copy_out(zs_multi *m, char *dst) {
 	for (size_t i = 0; i < m->n; i++) {
 		size_t sz = zmq_msg_size(&m->msgs[i]);
 		if (sz) memcpy(dst, zmq_msg_data(&m->msgs[i]), sz);
-		dst += sz; sizes[i] = sz;
+		dst += sz; m->sizes[i] = sz;
 		zmq_msg_close(&m->msgs[i]);
 	}
 	m->n = 0;
@@ -177,7 +183,7 @@ const DontWait = C.ZMQ_DONTWAIT
 
 // MaxFrames bounds the frames kept of one multipart; the rest are read and
 // discarded, and Recv reports ErrTooManyFrames.
-const MaxFrames = 64
+const MaxFrames = C.ZS_MAX_FRAMES
 
 var (
 	// ErrAgain: the operation would block (EAGAIN).
@@ -459,18 +465,17 @@ func (s *Socket) recv(flags int, borrow bool) ([][]byte, error) {
 			s.recvBuf = buf[:cap(buf)]
 		}
 	}
-	var sizes [MaxFrames]C.size_t
 	var dst *C.char
 	if total > 0 {
 		dst = (*C.char)(unsafe.Pointer(&buf[0]))
 	}
 	overflow := m.overflow != 0
-	C.zs_copy_out(m, dst, &sizes[0])
+	C.zs_copy_out(m, dst)
 	if overflow {
 		return nil, ErrTooManyFrames
 	}
 	off := 0
-	for _, sz := range sizes[:n] {
+	for _, sz := range m.sizes[:n] {
 		frames = append(frames, buf[off:off+int(sz):off+int(sz)])
 		off += int(sz)
 	}
