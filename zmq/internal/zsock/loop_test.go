@@ -40,6 +40,24 @@ func socketPair(t *testing.T, typ Type) (*Socket, *Socket) {
 	return socks[0], socks[1]
 }
 
+// newLoop starts a loop and a context for a test, which closes the loop
+// then terminates the context when it ends (after its defers, which close
+// its sockets).
+func newLoop(t *testing.T) (*Context, *Loop) {
+	t.Helper()
+	ctx, err := NewContext()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ctx.Term() }) // registered first, so it runs last
+	loop, err := NewLoop(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(loop.Close)
+	return ctx, loop
+}
+
 // pair sets up a loop owning a bound ROUTER and a DEALER connected to it.
 type pair struct {
 	ctx    *Context
@@ -111,6 +129,44 @@ func newPair(t *testing.T, onRouter, onDealer RecvFunc, connect bool) *pair {
 		}
 	})
 	return p
+}
+
+// addSockets adds n sockets of type typ to p's loop, each with onRecv,
+// then runs setup on each (a bind or a connect); they are removed and
+// closed when the test ends.
+func (p *pair) addSockets(t *testing.T, typ Type, n int, onRecv RecvFunc, setup func(i int, s *Socket) error) []*Socket {
+	t.Helper()
+	var socks []*Socket
+	err := p.loop.Call(func() error {
+		for i := range n {
+			s, err := p.ctx.NewSocket(typ)
+			if err != nil {
+				return err
+			}
+			socks = append(socks, s)
+			if err := s.SetInt(OptLinger, 0); err != nil {
+				return err
+			}
+			p.loop.Add(s, onRecv)
+			if err := setup(i, s); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	t.Cleanup(func() {
+		_ = p.loop.Call(func() error {
+			for _, s := range socks {
+				p.loop.Remove(s)
+				s.Close()
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return socks
 }
 
 func TestEchoThroughLoop(t *testing.T) {
@@ -359,37 +415,11 @@ func TestIdleSocketsLetTheLoopSleep(t *testing.T) {
 	got := make(chan [][]byte, 100)
 	p := newPair(t, func(f [][]byte, err error) { got <- f }, nil, false)
 	const n = 20
-	var idle []*Socket
-	err := p.loop.Call(func() error {
-		p.loop.sweep = time.Hour // only a fired descriptor gets them read
-		for range n {
-			s, err := p.ctx.NewSocket(DEALER)
-			if err != nil {
-				return err
-			}
-			idle = append(idle, s)
-			if err := s.SetInt(OptLinger, 0); err != nil {
-				return err
-			}
-			p.loop.Add(s, nil)
-			if err := s.Connect(p.ep); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
+	// Only a fired descriptor gets them read.
+	if err := p.loop.Call(func() error { p.loop.sweep = time.Hour; return nil }); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		_ = p.loop.Call(func() error {
-			for _, s := range idle {
-				p.loop.Remove(s)
-				s.Close()
-			}
-			return nil
-		})
-	})
+	idle := p.addSockets(t, DEALER, n, nil, func(_ int, s *Socket) error { return s.Connect(p.ep) })
 	// Every idle socket's message arrives.
 	deadline := time.Now().Add(5 * time.Second)
 	for i, s := range idle {
@@ -545,16 +575,7 @@ func TestReadyChecked(t *testing.T) {
 // no sweep, each message sent to one of them while the loop sleeps
 // arrives: its descriptor wakes the loop and marks it to be read.
 func TestEventedSocketsWakeTheLoop(t *testing.T) {
-	ctx, err := NewContext()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ctx.Term()
-	loop, err := NewLoop(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer loop.Close()
+	ctx, loop := newLoop(t)
 	const n = 20
 	got := make(chan int, n)
 	var recvs, sends []*Socket
@@ -570,7 +591,7 @@ func TestEventedSocketsWakeTheLoop(t *testing.T) {
 			s.Close()
 		}
 	}()
-	err = loop.Call(func() error {
+	err := loop.Call(func() error {
 		loop.sweep = time.Hour // only a fired descriptor gets them read
 		for i := range n {
 			s, err := ctx.NewSocket(PAIR)
@@ -680,33 +701,8 @@ func TestIdleEventedSocketsAreNotRead(t *testing.T) {
 	got := make(chan [][]byte, 1)
 	p := echoPair(t, got, 0)
 	const idle = 20
-	var idles []*Socket
-	err := p.loop.Call(func() error {
-		for i := range idle {
-			s, err := p.ctx.NewSocket(PAIR)
-			if err != nil {
-				return err
-			}
-			_ = s.SetInt(OptLinger, 0)
-			if err := s.Bind(fmt.Sprintf("inproc://idle-%d", i)); err != nil {
-				return err
-			}
-			idles = append(idles, s)
-			p.loop.Add(s, func([][]byte, error) { t.Error("a message on an idle socket") })
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = p.loop.Call(func() error {
-			for _, s := range idles {
-				p.loop.Remove(s)
-				s.Close()
-			}
-			return nil
-		})
+	p.addSockets(t, PAIR, idle, func([][]byte, error) { t.Error("a message on an idle socket") }, func(i int, s *Socket) error {
+		return s.Bind(fmt.Sprintf("inproc://idle-%d", i))
 	})
 	reads := func() uint64 {
 		var v uint64
@@ -789,16 +785,7 @@ func TestSendThatProcessesCommands(t *testing.T) {
 }
 
 func testSendThatProcessesCommands(t *testing.T, sweep time.Duration, dropMark bool) {
-	ctx, err := NewContext()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ctx.Term()
-	loop, err := NewLoop(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer loop.Close()
+	ctx, loop := newLoop(t)
 	echo, err := ctx.NewSocket(ROUTER)
 	if err != nil {
 		t.Fatal(err)
