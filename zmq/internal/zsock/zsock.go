@@ -52,8 +52,16 @@ static int zs_recv_multi(void *s, int flags, zs_multi *m, size_t maxframes) {
 			m->overflow = 1;
 		}
 		zmq_msg_init(msg);
-		// Later frames of a multipart are already queued: never block on them.
-		int rc = zmq_msg_recv(msg, s, m->n == 0 && !m->overflow ? flags : 0);
+		// Later frames of a multipart are already queued: never block on
+		// them. EINTR is retried here, frame by frame: libzmq checks its
+		// commands every 100 frames, also inside a multipart, and a signal
+		// landing in that check fails the receive with EINTR. Giving up
+		// there would drop the frames read so far, and the next receive
+		// would return the rest as a message of its own.
+		int rc;
+		do {
+			rc = zmq_msg_recv(msg, s, m->n == 0 && !m->overflow ? flags : 0);
+		} while (rc < 0 && zmq_errno() == EINTR);
 		if (rc < 0) {
 			int e = zmq_errno();
 			zmq_msg_close(msg);
@@ -84,13 +92,20 @@ static void zs_copy_out(zs_multi *m, char *dst) {
 	m->n = 0;
 }
 
+// zs_endpoint binds, unbinds, connects or disconnects. Each begins with
+// libzmq checking the socket's commands, where a signal fails it with
+// EINTR before it has done anything: that is retried.
 static int zs_endpoint(int op, void *s, const char *ep) {
-	switch (op) {
-	case 0: return zmq_bind(s, ep);
-	case 1: return zmq_unbind(s, ep);
-	case 2: return zmq_connect(s, ep);
-	default: return zmq_disconnect(s, ep);
-	}
+	int rc;
+	do {
+		switch (op) {
+		case 0: rc = zmq_bind(s, ep); break;
+		case 1: rc = zmq_unbind(s, ep); break;
+		case 2: rc = zmq_connect(s, ep); break;
+		default: rc = zmq_disconnect(s, ep);
+		}
+	} while (rc != 0 && zmq_errno() == EINTR);
+	return rc;
 }
 
 // zs_send_multi sends n frames packed back to back in buf, in one cgo call.
@@ -440,14 +455,8 @@ func (s *Socket) RecvBorrowed(flags int) ([][]byte, error) {
 const maxKeptRecvBuf = 64 << 10
 
 func (s *Socket) recv(flags int, borrow bool) ([][]byte, error) {
-	for {
-		rc, err := C.zs_recv_multi(s.p, C.int(flags), s.multi, MaxFrames)
-		if rc == 0 {
-			break
-		}
-		if err != syscall.EINTR {
-			return nil, errnoErr("recv", err)
-		}
+	if rc, err := C.zs_recv_multi(s.p, C.int(flags), s.multi, MaxFrames); rc != 0 {
+		return nil, errnoErr("recv", err) // zs_recv_multi retries EINTR
 	}
 	m := s.multi
 	n := int(m.n)
