@@ -901,13 +901,32 @@ func testSendThatProcessesCommands(t *testing.T, sweep time.Duration, dropMark b
 	}
 }
 
-// TestEndpointsSurviveSignals: connect, disconnect, bind and unbind begin
-// with libzmq checking the socket's commands, where a signal fails them
-// with EINTR; under a storm of signals each still succeeds.
+// TestEndpointsSurviveSignals: connect, disconnect, bind, unbind and a
+// monitor's set-up begin with libzmq checking a socket's commands, where a
+// signal fails them with EINTR; under a storm of signals each succeeds.
 func TestEndpointsSurviveSignals(t *testing.T) {
-	dealer, router := socketPair(t, DEALER)
+	ctx, err := NewContext()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ctx.Term()
+	var dealer, router *Socket
+	for _, s := range []**Socket{&dealer, &router} {
+		if *s, err = ctx.NewSocket(DEALER); err != nil {
+			t.Fatal(err)
+		}
+		defer (*s).Close()
+		_ = (*s).SetInt(OptLinger, 0)
+	}
 	stopStorm := signalStorm()
 	defer func() { t.Logf("under %d signals", stopStorm()) }()
+	for i := range 200 { // each holds descriptors until libzmq reaps it
+		mon, err := ctx.Monitor(dealer, EventConnected)
+		if err != nil {
+			t.Fatalf("monitor %d: %v", i, err)
+		}
+		mon.Close()
+	}
 	for i := range 5000 {
 		ep := fmt.Sprintf("inproc://eintr-%d", i%10)
 		for _, op := range []struct {

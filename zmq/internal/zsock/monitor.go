@@ -11,6 +11,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"syscall"
 	"unsafe"
 )
 
@@ -49,8 +50,17 @@ func (c *Context) Monitor(s *Socket, events int) (*Socket, error) {
 	ep := "inproc://zsock-monitor-" + hex.EncodeToString(r[:])
 	cs := C.CString(ep)
 	defer C.free(unsafe.Pointer(cs))
-	if rc, err := C.zmq_socket_monitor(s.p, cs, C.int(events)); rc != 0 {
-		return nil, errnoErr("zmq_socket_monitor", err)
+	for {
+		rc, err := C.zmq_socket_monitor(s.p, cs, C.int(events))
+		if rc == 0 {
+			break
+		}
+		// libzmq binds the monitor's socket, which begins with a check of
+		// its commands that a signal fails with EINTR; it has stopped the
+		// monitor again by then.
+		if err != syscall.EINTR {
+			return nil, errnoErr("zmq_socket_monitor", err)
+		}
 	}
 	pair, err := c.NewSocket(PAIR)
 	if err == nil {
