@@ -901,10 +901,11 @@ func testSendThatProcessesCommands(t *testing.T, sweep time.Duration, dropMark b
 	}
 }
 
-// TestEndpointsSurviveSignals: connect, disconnect, bind, unbind and a
-// monitor's set-up begin with libzmq checking a socket's commands, where a
-// signal fails them with EINTR; under a storm of signals each succeeds.
-func TestEndpointsSurviveSignals(t *testing.T) {
+// TestSocketCallsSurviveSignals: reading ZMQ_EVENTS, connect, disconnect,
+// bind, unbind and a monitor's set-up each begin with libzmq checking a
+// socket's commands, where a signal fails them with EINTR; under a storm of
+// signals each succeeds.
+func TestSocketCallsSurviveSignals(t *testing.T) {
 	ctx, err := NewContext()
 	if err != nil {
 		t.Fatal(err)
@@ -920,6 +921,11 @@ func TestEndpointsSurviveSignals(t *testing.T) {
 	}
 	stopStorm := signalStorm()
 	defer func() { t.Logf("under %d signals", stopStorm()) }()
+	for i := range 20000 {
+		if _, err := dealer.Events(); err != nil {
+			t.Fatalf("events %d: %v", i, err)
+		}
+	}
 	for i := range 200 { // each holds descriptors until libzmq reaps it
 		mon, err := ctx.Monitor(dealer, EventConnected)
 		if err != nil {

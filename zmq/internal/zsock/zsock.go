@@ -341,15 +341,22 @@ func (s *Socket) SetBytes(opt int, v []byte) error {
 	return nil
 }
 
-// Events returns the socket's current PollIn/PollOut readiness.
+// Events returns the socket's current PollIn/PollOut readiness. Reading
+// it processes the socket's commands, which a signal can interrupt (EINTR):
+// that is retried.
 func (s *Socket) Events() (int, error) {
 	s.touch()
 	var v C.int
-	sz := C.size_t(unsafe.Sizeof(v))
-	if rc, err := C.zmq_getsockopt(s.p, OptEvents, unsafe.Pointer(&v), &sz); rc != 0 {
-		return 0, errnoErr("getsockopt(EVENTS)", err)
+	for {
+		sz := C.size_t(unsafe.Sizeof(v))
+		rc, err := C.zmq_getsockopt(s.p, OptEvents, unsafe.Pointer(&v), &sz)
+		if rc == 0 {
+			return int(v), nil
+		}
+		if err != syscall.EINTR {
+			return 0, errnoErr("getsockopt(EVENTS)", err)
+		}
 	}
-	return int(v), nil
 }
 
 // FD returns the socket's notification file descriptor (ZMQ_FD): it
