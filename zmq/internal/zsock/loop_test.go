@@ -534,7 +534,7 @@ func unixEpollEvent(fd int) unix.EpollEvent {
 }
 
 // TestReadyChecked: after a sleep the loop reads only the sockets marked
-// by Check; Ready reads every socket polled for events.
+// by Check or CheckInput; Ready reads every socket polled for events.
 func TestReadyChecked(t *testing.T) {
 	b, a := socketPair(t, PAIR)
 	if err := b.Bind("inproc://ready-checked"); err != nil {
@@ -576,6 +576,20 @@ func TestReadyChecked(t *testing.T) {
 	}
 	if n := ready(true); n != 0 {
 		t.Fatalf("Check was not cleared by the read: %d ready", n)
+	}
+
+	// CheckInput on a socket polled for input alone: ready without a
+	// ZMQ_EVENTS read (the receive finds out), whatever is queued.
+	before := p.reads
+	p.CheckInput(i)
+	if n := ready(true); n != 1 || p.reads != before {
+		t.Fatalf("ReadyChecked after CheckInput: %d ready, %d reads, want 1 and none", n, p.reads-before)
+	}
+	// Polled for output too, it is read: its output cannot be guessed.
+	p.SetEvents(i, PollIn|PollOut)
+	p.CheckInput(i)
+	if ready(true); p.reads != before+1 {
+		t.Fatalf("ReadyChecked after CheckInput, in and out: %d reads, want 1", p.reads-before)
 	}
 }
 

@@ -5,15 +5,26 @@ package zsock
 #include <stdlib.h>
 #include <zmq.h>
 
+// zs_events reads a socket's ZMQ_EVENTS into ev, which also processes its
+// pending commands. That fails with EINTR when a signal lands while libzmq
+// reads the socket's mailbox (Go signals its threads often): it is retried,
+// not an error.
+static int zs_events(void *s, int *ev) {
+	int rc;
+	do {
+		size_t sz = sizeof *ev;
+		rc = zmq_getsockopt(s, ZMQ_EVENTS, ev, &sz);
+	} while (rc != 0 && zmq_errno() == EINTR);
+	return rc;
+}
+
 // zs_ready sets the revents of socket items from ZMQ_EVENTS, which also
 // processes the socket's pending commands, and returns how many are ready.
 // A socket item polled for no event is only read when check[i] is set (and
 // check[i] is cleared): ZMQ_EVENTS costs a system call on an idle socket,
 // and a loop with a socket per host would pay one per host every turn.
 // Unlike zmq_poll it makes no other system call: raw descriptor items are
-// left at zero, for the caller's own epoll set. ZMQ_EVENTS fails with EINTR
-// when a signal lands while libzmq reads the socket's mailbox (Go signals
-// its threads often): that is retried, not an error. With only_checked,
+// left at zero, for the caller's own epoll set. With only_checked,
 // every socket item is read only when check[i] is set, and one marked
 // CHECK_INPUT and polled for input alone reads as ready without asking:
 // the receive that follows processes its commands whether or not a message
@@ -34,13 +45,8 @@ static int zs_ready(zmq_pollitem_t *items, unsigned char *check, int n, int only
 		}
 		check[i] = 0;
 		++*reads;
-		int ev = 0, rc;
-		size_t sz;
-		do {
-			sz = sizeof ev;
-			rc = zmq_getsockopt(items[i].socket, ZMQ_EVENTS, &ev, &sz);
-		} while (rc != 0 && zmq_errno() == EINTR);
-		if (rc != 0) return -1;
+		int ev = 0;
+		if (zs_events(items[i].socket, &ev) != 0) return -1;
 		items[i].revents = (short)(ev & items[i].events);
 		if (items[i].revents) ready++;
 	}
@@ -197,4 +203,14 @@ func (p *Poller) ready(onlyChecked C.int) (int, error) {
 		return 0, errnoErr("getsockopt(EVENTS)", err)
 	}
 	return int(rc), nil
+}
+
+// Events returns the socket's current PollIn/PollOut readiness (zs_events).
+func (s *Socket) Events() (int, error) {
+	s.touch()
+	var v C.int
+	if rc, err := C.zs_events(s.p, &v); rc != 0 {
+		return 0, errnoErr("getsockopt(EVENTS)", err)
+	}
+	return int(v), nil
 }

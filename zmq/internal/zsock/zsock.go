@@ -341,24 +341,6 @@ func (s *Socket) SetBytes(opt int, v []byte) error {
 	return nil
 }
 
-// Events returns the socket's current PollIn/PollOut readiness. Reading
-// it processes the socket's commands, which a signal can interrupt (EINTR):
-// that is retried.
-func (s *Socket) Events() (int, error) {
-	s.touch()
-	var v C.int
-	for {
-		sz := C.size_t(unsafe.Sizeof(v))
-		rc, err := C.zmq_getsockopt(s.p, OptEvents, unsafe.Pointer(&v), &sz)
-		if rc == 0 {
-			return int(v), nil
-		}
-		if err != syscall.EINTR {
-			return 0, errnoErr("getsockopt(EVENTS)", err)
-		}
-	}
-}
-
 // FD returns the socket's notification file descriptor (ZMQ_FD): it
 // becomes readable when the socket has commands to process, after which
 // Events or a zero-timeout Poll tells what is ready.
