@@ -164,9 +164,41 @@ func droppedMetrics(t *testing.T, addr string) map[string]float64 {
 	return out
 }
 
+// checkBenchFailures runs a bench client against a server that does not
+// exist: every call fails, and the report must say why and how often.
+func checkBenchFailures(t *testing.T, conf string) {
+	t.Helper()
+	jsonFile := filepath.Join(t.TempDir(), "failing.json")
+	out := mustRun(t, "bench", "rpc-client", "--config-file", conf, "--server", "nosuch", "-p", "2", "-m", "2", "--timeout", "300ms", "--json", jsonFile)
+	const why = "call profiler_topic.nosuch info: timed out after 300ms"
+	if !strings.Contains(out, "failed: 4 x "+why) {
+		t.Fatalf("the summary does not list the 4 failures with their error:\n%s", out)
+	}
+	var rep struct {
+		Summary map[string]struct {
+			Count int `json:"count"`
+		} `json:"summary"`
+		Errors []struct {
+			Error string `json:"error"`
+			Count int    `json:"count"`
+		} `json:"errors"`
+	}
+	b, err := os.ReadFile(jsonFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Summary["error"].Count != 4 || len(rep.Errors) != 1 || rep.Errors[0].Count != 4 || !strings.HasPrefix(rep.Errors[0].Error, why) {
+		t.Fatalf("report: errors %+v, error summary %+v; want 4 failures of one kind, %q", rep.Errors, rep.Summary["error"], why)
+	}
+}
+
 // TestBench runs `zmqrpc bench` as oslo's simulator is run: an rpc-server
 // and an rpc-client, in direct and proxy mode; every message is counted on
-// both sides and none fails.
+// both sides and none fails. A client of a server that does not exist
+// reports its failures.
 func TestBench(t *testing.T) {
 	for _, m := range []mode{{name: "direct"}, {name: "proxy", proxy: true}} {
 		t.Run(m.name, func(t *testing.T) {
@@ -202,6 +234,7 @@ func TestBench(t *testing.T) {
 			if rep.Transport.Sent < 200 || len(rep.Transport.Dropped) != 0 || !strings.Contains(out, "dropped: none") {
 				t.Fatalf("client transport %+v, want >= 200 sent and no drop", rep.Transport)
 			}
+			checkBenchFailures(t, conf)
 			if err := srv.Stop(); err != nil {
 				t.Fatal(err)
 			}

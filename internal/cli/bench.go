@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"maps"
 	"math/rand/v2"
 	"os"
@@ -100,7 +101,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		rep, err = benchServe(ctx, tr, c.target(), mode == "notify-server", bf, stdout)
 	default:
 		bf.cast = bf.cast || bf.fanout
-		rep, err = benchSend(ctx, tr, c.target(), mode == "notify-client", bf, c.callTimeout(), stdout)
+		rep, err = benchSend(ctx, tr, c.target(), mode == "notify-client", bf, c.callTimeout(), stdout, c.log)
 	}
 	if err != nil {
 		return err
@@ -119,7 +120,8 @@ type benchReport struct {
 	labels    []string
 	series    map[string][]bench.Interval
 	summary   map[string]bench.Summary
-	transport *zmq.Stats // the driver's counters at the end, with its drops
+	transport *zmq.Stats   // the driver's counters at the end, with its drops
+	errors    []errorCount // a client's failed sends by kind
 }
 
 func (r *benchReport) add(label string, c *bench.Collector, now time.Time) {
@@ -141,6 +143,9 @@ func (r *benchReport) print(w io.Writer) {
 		}
 		fmt.Fprintln(w)
 	}
+	for _, e := range r.errors {
+		fmt.Fprintf(w, "failed: %d x %s\n", e.Count, e.Error)
+	}
 	if st := r.transport; st != nil {
 		fmt.Fprintf(w, "transport: sent: %d received: %d dropped: %s\n", st.Sent, st.Received, formatDrops(st.Dropped))
 	}
@@ -160,6 +165,9 @@ func formatDrops(m map[string]uint64) string {
 
 func (r *benchReport) writeJSON(path string) error {
 	out := map[string]any{"series": r.series, "summary": r.summary}
+	if r.errors != nil {
+		out["errors"] = r.errors
+	}
 	if st := r.transport; st != nil {
 		dropped := st.Dropped
 		if dropped == nil {
@@ -281,7 +289,7 @@ func benchServe(ctx context.Context, d messaging.Driver, target messaging.Target
 }
 
 // benchSend runs -p senders, each sending -m messages or for -l.
-func benchSend(ctx context.Context, d messaging.Driver, target messaging.Target, notify bool, bf benchFlags, timeout time.Duration, stdout io.Writer) (benchReport, error) {
+func benchSend(ctx context.Context, d messaging.Driver, target messaging.Target, notify bool, bf benchFlags, timeout time.Duration, stdout io.Writer, log *slog.Logger) (benchReport, error) {
 	n := 1000
 	if bf.duration == 0 {
 		n = min(n, bf.threads*bf.messages)
@@ -289,6 +297,7 @@ func benchSend(ctx context.Context, d messaging.Driver, target messaging.Target,
 	msgs := bench.Messages(n, rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())))
 	start := time.Now().Truncate(time.Second).Add(time.Second) // aligned, as the simulator does
 	sent, failed, rtt := bench.NewCollector(start), bench.NewCollector(start), bench.NewCollector(start)
+	errs := &errorTally{log: log}
 	client := messaging.NewClient(d, messaging.WithTimeout(timeout))
 	notifier := messaging.NewNotifier(d, "simulator", messaging.WithTopics(target.Topic))
 	target.Fanout = bf.fanout
@@ -330,6 +339,7 @@ func benchSend(ctx context.Context, d messaging.Driver, target messaging.Target,
 				now := time.Now()
 				if err != nil {
 					failed.Add(now, len(cargo), -1)
+					errs.add(err)
 					continue
 				}
 				sent.Add(now, len(cargo), -1)
@@ -349,5 +359,58 @@ func benchSend(ctx context.Context, d messaging.Driver, target messaging.Target,
 	if !notify && !bf.cast {
 		rep.add("round-trip", rtt, now)
 	}
+	rep.errors = errs.list()
 	return rep, nil
+}
+
+// errorTally counts failed sends by their error, so that a run that fails
+// says why: the first failure of each kind is logged as it happens, and the
+// summary lists every kind with its count.
+type errorTally struct {
+	log    *slog.Logger
+	mu     sync.Mutex
+	counts map[string]int
+	order  []string // kinds, first seen first
+}
+
+// maxErrorKinds bounds the kinds kept; later ones are counted together.
+const maxErrorKinds = 20
+
+const otherErrors = "(other errors)"
+
+func (t *errorTally) add(err error) {
+	msg := err.Error()
+	t.mu.Lock()
+	if t.counts == nil {
+		t.counts = make(map[string]int)
+	}
+	_, seen := t.counts[msg]
+	if !seen && len(t.order) >= maxErrorKinds {
+		msg = otherErrors
+		_, seen = t.counts[msg]
+	}
+	if !seen {
+		t.order = append(t.order, msg)
+	}
+	t.counts[msg]++
+	t.mu.Unlock()
+	if !seen && msg != otherErrors {
+		t.log.Warn("send failed; later failures of this kind are counted in the summary", "err", err)
+	}
+}
+
+// errorCount is one kind of failure in the summary and the JSON report.
+type errorCount struct {
+	Error string `json:"error"`
+	Count int    `json:"count"`
+}
+
+func (t *errorTally) list() []errorCount {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([]errorCount, 0, len(t.order))
+	for _, msg := range t.order {
+		out = append(out, errorCount{msg, t.counts[msg]})
+	}
+	return out
 }
