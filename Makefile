@@ -43,7 +43,8 @@ test-deploy: deps
 	bash ci/test-deploy.sh
 
 # The benchmark table of BENCHMARKS.md: raw libzmq, our driver and proxy,
-# NATS, interleaved, five rounds (about 11 minutes); bench-quick is a smoke run.
+# NATS, interleaved, five rounds, then the scale section (about 17 minutes);
+# bench-quick is a smoke run.
 bench:
 	bash bench/run.sh
 

@@ -7,7 +7,7 @@
 # and the Redis matchmaker with 10,000 registered targets.
 #
 #   bench/run.sh                 full run: 5 rounds of 3 s windows, then the scale
-#                                section in 3 rounds (about 20 minutes)
+#                                section in 3 rounds (about 17 minutes on 2 cores)
 #   bench/run.sh --quick         smoke run: 1 round of 1 s windows, no scale section (about a minute)
 #   bench/run.sh --scale-only    the scale section alone, 3 rounds (about 6 minutes)
 #   bench/run.sh --quick --scale-only   its smoke run: 1 round of 1 s windows (under a minute)
