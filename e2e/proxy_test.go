@@ -164,6 +164,18 @@ func droppedMetrics(t *testing.T, addr string) map[string]float64 {
 	return out
 }
 
+// readJSON decodes the JSON file at path into v.
+func readJSON(t *testing.T, path string, v any) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+}
+
 // checkBenchFailures runs a bench client against a server that does not
 // exist: every call fails, and the report must say why and how often.
 func checkBenchFailures(t *testing.T, conf string) {
@@ -183,13 +195,7 @@ func checkBenchFailures(t *testing.T, conf string) {
 			Count int    `json:"count"`
 		} `json:"errors"`
 	}
-	b, err := os.ReadFile(jsonFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, &rep); err != nil {
-		t.Fatal(err)
-	}
+	readJSON(t, jsonFile, &rep)
 	if rep.Summary["error"].Count != 4 || len(rep.Errors) != 1 || rep.Errors[0].Count != 4 || !strings.HasPrefix(rep.Errors[0].Error, why) {
 		t.Fatalf("report: errors %+v, error summary %+v; want 4 failures of one kind, %q", rep.Errors, rep.Summary["error"], why)
 	}
@@ -221,13 +227,7 @@ func TestBench(t *testing.T) {
 					Dropped map[string]uint64 `json:"dropped"`
 				} `json:"transport"`
 			}
-			b, err := os.ReadFile(jsonFile)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := json.Unmarshal(b, &rep); err != nil {
-				t.Fatal(err)
-			}
+			readJSON(t, jsonFile, &rep)
 			if rep.Summary["client"].Count != 200 || rep.Summary["error"].Count != 0 || rep.Summary["round-trip"].Count != 200 || rep.Summary["round-trip"].P50 <= 0 {
 				t.Fatalf("client summary %+v, want 200 sent, 0 errors, 200 round trips", rep.Summary)
 			}
