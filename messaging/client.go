@@ -67,6 +67,9 @@ func (c *Client) Call(ctx context.Context, target Target, method string, args ma
 		ctx, cancel = context.WithTimeout(ctx, o.timeout)
 		defer cancel()
 	}
+	if dl, ok := ctx.Deadline(); ok {
+		putTimeout(msg.Context, time.Until(dl))
+	}
 	res, err := c.d.Call(ctx, t, msg, SendOptions{Retry: o.retry})
 	switch {
 	case err == nil:

@@ -156,6 +156,11 @@ func TestMessageBody(t *testing.T) {
 			if !reflect.DeepEqual(msg.Body, tt.want) {
 				t.Errorf("body %#v, want %#v", msg.Body, tt.want)
 			}
+			// The caller's remaining timeout travels with a CALL.
+			if to, ok := msg.Context["_timeout"].(float64); !ok || to <= 0 || to > messaging.DefaultTimeout.Seconds() {
+				t.Errorf("context _timeout = %#v, want seconds in (0, %v]", msg.Context["_timeout"], messaging.DefaultTimeout.Seconds())
+			}
+			delete(msg.Context, "_timeout")
 			if !reflect.DeepEqual(msg.Context, rc) {
 				t.Errorf("context %#v, want %#v", msg.Context, rc)
 			}

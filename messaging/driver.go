@@ -62,11 +62,31 @@ type Incoming interface {
 // from inside the Handler; they never call Listener.Stop from inside it.
 type Handler func(Incoming)
 
-// Listener is a running subscription of a driver.
+// Listener is a running subscription of a driver. Stopping is two-phase,
+// so that a server being restarted delivers the replies of the calls it is
+// running (docs/lifecycle.md): Stop, then Close.
 type Listener interface {
-	// Stop unregisters the listener, stops delivery and waits until the
-	// driver no longer calls its handler. It is safe to call more than once.
+	// Stop unregisters the listener and stops delivery: once it returns
+	// the driver no longer calls its handler. Replies to messages already
+	// delivered still go out until Close. A driver may keep receiving for
+	// a short drain after unregistering and answer the CALLs that arrive
+	// with StoppingFailure, which its clients resend to another server.
+	// It is safe to call more than once.
 	Stop() error
+	// Close releases the listener after Stop (it stops first if Stop was
+	// not called); Reply fails with ErrClosed afterwards. It is safe to
+	// call more than once.
+	Close() error
+}
+
+// FlowControl is implemented by Listeners that can stop reading while
+// their handler's queue is full, so that the transport's own limits (high-
+// water marks, TCP windows) push back on the senders. Both may be called
+// from any goroutine, the Handler's included; a driver may deliver a
+// bounded number of messages after Pause (those it had already read).
+type FlowControl interface {
+	Pause()
+	Resume()
 }
 
 // Driver is the transport under Client, Server, Notifier and

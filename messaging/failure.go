@@ -60,3 +60,34 @@ type RemoteError struct {
 func (e *RemoteError) Error() string {
 	return fmt.Sprintf("Remote error: %s %s\n%s.", e.Class, e.Message, strings.Join(e.Traceback, ""))
 }
+
+// The failure of a CALL that a stopping server did not run
+// (docs/lifecycle.md). The method never ran, so a client may send the call
+// to another server; the zmq driver does so within the call's deadline.
+// Python callers see a RemoteError of this class, at once rather than
+// after their timeout.
+const (
+	StoppingClass  = "ServerStopping"
+	StoppingModule = "fabric.messaging"
+)
+
+// StoppingFailure is the failure a stopping server answers a CALL with;
+// host, when not empty, names the server (kwargs "host") so that a client
+// can stop picking it.
+func StoppingFailure(host string) *Failure {
+	f := &Failure{Class: StoppingClass, Module: StoppingModule,
+		Message: "the server is stopping and did not run the call; send it to another server"}
+	if host != "" {
+		f.Kwargs = map[string]any{"host": host}
+	}
+	return f
+}
+
+// IsStopping reports whether f is a StoppingFailure, and the host it names.
+func IsStopping(f *Failure) (host string, ok bool) {
+	if f == nil || f.Class != StoppingClass || f.Module != StoppingModule {
+		return "", false
+	}
+	host, _ = f.Kwargs["host"].(string)
+	return host, true
+}

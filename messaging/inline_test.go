@@ -95,6 +95,8 @@ func (d *loopDriver) Stop() error {
 	return nil
 }
 
+func (d *loopDriver) Close() error { return d.Stop() }
+
 // TestInlineStopCancels: Stop's ctx ending while an inline handler holds the
 // driver's loop (Listener.Stop waits for it) cancels the handler's ctx, and
 // Stop reports the ctx's error although the handler has returned by the

@@ -109,6 +109,9 @@ func (l *NotificationListener) serve(ctx context.Context, in Incoming) {
 	}
 }
 
+// Stats returns the listener's counters.
+func (l *NotificationListener) Stats() ServerStats { return l.r.snapshot() }
+
 func (l *NotificationListener) reject(Incoming) {
 	l.log.Debug("notification dropped: listener stopped")
 }

@@ -119,6 +119,8 @@ func (d *captureDriver) Stop() error {
 	return nil
 }
 
+func (d *captureDriver) Close() error { return d.Stop() }
+
 type reply struct {
 	result  any
 	failure *messaging.Failure

@@ -108,6 +108,7 @@ type ServerOption func(*serverOptions)
 type serverOptions struct {
 	logger         *slog.Logger
 	maxConcurrency int
+	maxQueued      int
 	inline         bool
 }
 
@@ -132,6 +133,15 @@ func WithLogger(l *slog.Logger) ServerOption {
 // positive.
 func WithMaxConcurrency(n int) ServerOption {
 	return func(o *serverOptions) { o.maxConcurrency = n }
+}
+
+// WithMaxQueued sets how many received messages may wait for a worker
+// before the server stops reading from its transport (default 4 times the
+// maximum concurrency); it reads again once half of them have started.
+// While it does not read, the transport's high-water marks and TCP push
+// back on the senders, so a slow server's memory stays bounded.
+func WithMaxQueued(n int) ServerOption {
+	return func(o *serverOptions) { o.maxQueued = n }
 }
 
 // NotifierOption configures a Notifier.

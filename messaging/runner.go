@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // runState is the lifecycle of a runner: idle -> running -> stopped, or
@@ -18,10 +20,23 @@ const (
 	stateStopped
 )
 
+// queued is a message waiting for a worker, with the deadline of its
+// caller (zero when none was sent).
+type queued struct {
+	in       Incoming
+	deadline time.Time
+}
+
+// queuedPerWorker: by default a runner pauses its listener when this many
+// messages per worker wait (issue: a slow server must not queue without
+// bound).
+const queuedPerWorker = 4
+
 // runner is the lifecycle and worker pool shared by Server and
 // NotificationListener. The driver calls handle from its receive loop, so
-// handle never blocks: it queues the message (FIFO, unbounded: the
-// driver's flow control bounds what arrives) and wakes an idle worker, or
+// handle never blocks: it queues the message (FIFO) and, at maxQueued
+// waiting, pauses the listener (FlowControl) so that the transport pushes
+// back on the senders; then it wakes an idle worker, or
 // starts one while fewer than max concurrency exist. Workers outlive their
 // message, so a busy server neither starts a goroutine nor grows a fresh
 // stack per message (both showed in profiles).
@@ -45,7 +60,7 @@ type runner struct {
 	mu        sync.Mutex // guards what follows; orders wg.Add against Stop's wg.Wait
 	accepting bool
 	wg        sync.WaitGroup // one per message not yet served or rejected
-	pending   []Incoming     // FIFO from head
+	pending   []queued       // FIFO from head
 	head      int
 	workers   int
 	idle      int        // workers waiting on wake, not yet handed work
@@ -53,7 +68,39 @@ type runner struct {
 	quit      bool       // workers exit once pending is empty
 	pool      sync.WaitGroup
 
+	// Back-pressure: at maxQueued waiting messages the listener is paused
+	// (when it implements FlowControl) and resumed below half of it.
+	maxQueued int
+	paused    bool
+	flow      FlowControl // nil until Start has the listener, or unsupported
+
+	stats runnerStats
+
 	idled func() // tests: a worker is about to wait for work; under mu
+}
+
+// runnerStats count what a runner did not run.
+type runnerStats struct {
+	expired  atomic.Uint64 // the caller's deadline had passed
+	rejected atomic.Uint64 // answered StoppingFailure, or dropped, while stopping
+	pauses   atomic.Uint64 // times the listener was paused (queue full)
+}
+
+// ServerStats are the counters of a Server or NotificationListener.
+type ServerStats struct {
+	// Expired: requests dropped unrun because their caller's deadline had
+	// passed when a worker took them.
+	Expired uint64
+	// Rejected: messages not run because the server was stopping (CALLs
+	// get StoppingFailure; casts and notifications are dropped, logged).
+	Rejected uint64
+	// Pauses: times the handlers' queue was full and the listener stopped
+	// reading (back-pressure).
+	Pauses uint64
+}
+
+func (r *runner) snapshot() ServerStats {
+	return ServerStats{Expired: r.stats.expired.Load(), Rejected: r.stats.rejected.Load(), Pauses: r.stats.pauses.Load()}
 }
 
 // newRunner returns the runner of a Server or NotificationListener on d,
@@ -71,6 +118,11 @@ func newRunner(d Driver, o serverOptions, serve func(context.Context, Incoming),
 		ctx:    ctx,
 		cancel: cancel,
 		done:   make(chan struct{}),
+
+		maxQueued: o.maxQueued,
+	}
+	if r.maxQueued <= 0 {
+		r.maxQueued = queuedPerWorker * r.max
 	}
 	if o.inline {
 		r.ctx = context.WithValue(ctx, inlineKey{}, inlineMark{d})
@@ -97,6 +149,15 @@ func (r *runner) start(listen func(Handler) (Listener, error)) error {
 		return err
 	}
 	r.listener, r.state = l, stateRunning
+	if fc, ok := l.(FlowControl); ok && !r.inline {
+		r.mu.Lock()
+		r.flow = fc
+		if r.paused {
+			// Filled up before Listen returned.
+			fc.Pause()
+		}
+		r.mu.Unlock()
+	}
 	return nil
 }
 
@@ -116,13 +177,21 @@ func (r *runner) handle(in Incoming) {
 		return
 	}
 	r.wg.Add(1)
+	q := queued{in: in, deadline: arrivalDeadline(in)}
 	if r.inline {
 		r.mu.Unlock()
-		r.run(in)
+		r.run(q)
 		return
 	}
 	defer r.mu.Unlock()
-	r.pending = append(r.pending, in)
+	r.pending = append(r.pending, q)
+	if !r.paused && len(r.pending)-r.head >= r.maxQueued {
+		r.paused = true
+		r.stats.pauses.Add(1)
+		if r.flow != nil {
+			r.flow.Pause()
+		}
+	}
 	switch {
 	case r.idle > 0:
 		// Counted off here, so that a burst wakes as many workers as
@@ -156,8 +225,8 @@ func (r *runner) worker() {
 			}
 			r.wake.Wait()
 		}
-		in := r.pending[r.head]
-		r.pending[r.head] = nil
+		q := r.pending[r.head]
+		r.pending[r.head] = queued{}
 		r.head++
 		if r.head >= 1024 && 2*r.head >= len(r.pending) {
 			// Never drained under steady load: move the rest down
@@ -166,25 +235,95 @@ func (r *runner) worker() {
 			clear(r.pending[n:])
 			r.pending, r.head = r.pending[:n], 0
 		}
+		if r.paused && len(r.pending)-r.head <= r.maxQueued/2 {
+			r.paused = false
+			if r.flow != nil {
+				r.flow.Resume()
+			}
+		}
 		r.mu.Unlock()
-		r.run(in)
+		r.run(q)
 		r.mu.Lock()
 	}
 }
 
-// run serves in, or rejects it once the runner is stopping.
-func (r *runner) run(in Incoming) {
-	defer r.wg.Done()
-	if r.ctx.Err() != nil {
-		r.reject(in)
-		return
+// arrivalDeadline takes the caller's timeout out of in's request context
+// and makes it a deadline from now (docs/lifecycle.md).
+func arrivalDeadline(in Incoming) time.Time {
+	if msg := in.Message(); msg != nil {
+		if d, ok := takeTimeout(msg.Context); ok {
+			return time.Now().Add(d)
+		}
 	}
-	r.serve(r.ctx, in)
+	return time.Time{}
 }
 
-// stop stops the listener, waits for the handlers until they finish or ctx
-// ends, then cancels their ctx and waits for them to return. Later calls
-// wait for the first one and return its result.
+// run serves q, or rejects it once the runner is stopping, or drops it
+// when its caller's deadline has passed (nobody waits for the result).
+// The handler's ctx ends cancelGrace after the caller's deadline: by then
+// the caller has given up, whatever the transit and scheduling delays.
+func (r *runner) run(q queued) {
+	defer r.wg.Done()
+	if r.ctx.Err() != nil {
+		r.stats.rejected.Add(1)
+		r.reject(q.in)
+		return
+	}
+	ctx := r.ctx
+	if !q.deadline.IsZero() {
+		if !time.Now().Before(q.deadline) {
+			r.stats.expired.Add(1)
+			r.log.Debug("request dropped: its caller's deadline has passed", "deadline", q.deadline)
+			return
+		}
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, q.deadline.Add(cancelGrace))
+		defer cancel()
+	}
+	r.serve(ctx, q.in)
+}
+
+// wantsReply reports whether in is a CALL, for drivers that say so.
+func wantsReply(in Incoming) bool {
+	w, ok := in.(interface{ WantsReply() bool })
+	return ok && w.WantsReply()
+}
+
+// rejectQueuedCalls answers the CALLs that wait for a worker with
+// StoppingFailure (through reject), so that their callers resend them to
+// another server instead of waiting for this one; casts and notifications
+// stay queued and run. Called once the runner accepts nothing more.
+func (r *runner) rejectQueuedCalls() {
+	r.mu.Lock()
+	var calls []Incoming
+	keep := r.pending[:r.head]
+	for _, q := range r.pending[r.head:] {
+		if wantsReply(q.in) {
+			calls = append(calls, q.in)
+		} else {
+			keep = append(keep, q)
+		}
+	}
+	clear(r.pending[len(keep):])
+	r.pending = keep
+	r.mu.Unlock()
+	for _, in := range calls {
+		r.stats.rejected.Add(1)
+		r.reject(in)
+		r.wg.Done()
+	}
+}
+
+// cancelGrace: how long a stop whose ctx ended waits for cancelled
+// handlers to return and hand over their replies.
+const cancelGrace = 500 * time.Millisecond
+
+// stop drains, then closes (docs/lifecycle.md): it stops the listener
+// (unregistered, no more deliveries), answers the CALLs still queued with
+// StoppingFailure, waits for the running handlers and the queued casts
+// until they finish or ctx ends, cancelling them then, and closes the
+// listener once their replies are handed over. Later calls wait for the
+// first one and return its result.
 func (r *runner) stop(ctx context.Context) error {
 	r.opMu.Lock()
 	if r.state == stateStopped {
@@ -214,17 +353,29 @@ func (r *runner) stop(ctx context.Context) error {
 		}
 	}
 	r.setAccepting(false) // no wg.Add after this, so Wait below is sound
+	r.rejectQueuedCalls()
 	idle := make(chan struct{})
 	go func() {
 		r.wg.Wait()
 		close(idle)
 	}()
+	finished := true
 	select {
 	case <-idle:
 	case <-ctx.Done():
+		// Like net/http's Shutdown: cancel the handlers, give those that
+		// honour their ctx a moment to hand over their replies, and leave
+		// any other to finish in the background.
 		r.cancel()
-		<-idle
 		cancelled = true
+		t := time.NewTimer(cancelGrace)
+		select {
+		case <-idle:
+		case <-t.C:
+			finished = false
+			r.log.Warn("handlers still running after stop; left to finish in the background")
+		}
+		t.Stop()
 	}
 	if cancelled {
 		// Whichever the select saw first: a handler cancelled while the
@@ -237,7 +388,15 @@ func (r *runner) stop(ctx context.Context) error {
 	r.quit = true
 	r.wake.Broadcast()
 	r.mu.Unlock()
-	r.pool.Wait()
+	if finished {
+		r.pool.Wait()
+	}
+	if l != nil {
+		// Every reply has been handed to the driver: it may close.
+		if err := l.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close listener: %w", err))
+		}
+	}
 	r.err = errors.Join(errs...)
 	close(r.done)
 	return r.err

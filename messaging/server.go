@@ -13,8 +13,8 @@ import (
 
 // HandlerFunc implements one RPC method. ctx carries the caller's request
 // context (RequestContext) and is cancelled when the server stops; args are
-// the call's keyword arguments as the transport decoded them (with JSON,
-// numbers are float64). The result must be encodable by the transport. To send an
+// the call's keyword arguments as the transport decoded them. The ctx ends
+// at the caller's deadline when the caller sent one. The result must be encodable by the transport. To send an
 // oslo-typed failure return a *RemoteError (NewRemoteError); any other error
 // reaches the caller as a RuntimeError.
 type HandlerFunc func(ctx context.Context, args map[string]any) (any, error)
@@ -187,11 +187,18 @@ func (s *Server) serve(ctx context.Context, in Incoming) {
 	}
 }
 
-// reject answers a message that the stopping server will not run, so that
-// the caller does not wait for its timeout.
+// Stats returns the server's counters.
+func (s *Server) Stats() ServerStats { return s.r.snapshot() }
+
+// reject answers a message that the stopping server will not run with
+// StoppingFailure, so that the caller resends it to another server (or,
+// with a driver that does not, fails at once rather than at its timeout).
+// A cast is dropped: it has no reply.
 func (s *Server) reject(in Incoming) {
-	f := &Failure{Class: "RuntimeError", Module: builtinsModule, Message: "server stopped before handling the message"}
-	if err := in.Reply(nil, f); err != nil {
+	if !wantsReply(in) {
+		s.log.Warn("cast dropped: the server stopped before running it", "target", s.target.String())
+	}
+	if err := in.Reply(nil, StoppingFailure("")); err != nil {
 		s.log.Debug("rpc reply failed", "target", s.target.String(), "err", err)
 	}
 }

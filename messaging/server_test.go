@@ -446,7 +446,7 @@ func TestStopWaitsForHandlers(t *testing.T) {
 }
 
 // TestStopCancelsHandlers: when Stop's ctx ends first, running handlers see
-// their ctx cancelled and queued messages are answered with a failure.
+// their ctx cancelled and queued messages are answered with StoppingFailure.
 func TestStopCancelsHandlers(t *testing.T) {
 	ctx := testCtx(t)
 	d := newCaptureDriver()
@@ -477,8 +477,10 @@ func TestStopCancelsHandlers(t *testing.T) {
 	if r := running.wait(t, ctx); r.failure == nil || r.failure.Message != "context canceled" {
 		t.Errorf("running handler reply %+v, want its ctx error", r.failure)
 	}
-	if r := queued.wait(t, ctx); r.failure == nil || r.failure.Class != "RuntimeError" {
+	if r := queued.wait(t, ctx); r.failure == nil {
 		t.Errorf("queued message reply %+v, want a failure", r.failure)
+	} else if _, ok := messaging.IsStopping(r.failure); !ok {
+		t.Errorf("queued message failure %+v, want StoppingFailure (resendable)", r.failure)
 	}
 	// Stop is idempotent and returns the first result.
 	if err := s.Stop(ctx); !errors.Is(err, context.Canceled) {

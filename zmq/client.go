@@ -1,15 +1,24 @@
 package zmq
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/oslozmq/fabric/messaging"
 	"github.com/oslozmq/fabric/zmq/internal/zsock"
 	"github.com/oslozmq/fabric/zmq/wire"
 )
+
+// retiredDealer is a round-robin socket replaced for its key: it receives
+// until `until`, then closes.
+type retiredDealer struct {
+	d     *dealer
+	until time.Time
+}
 
 // dealer is a round-robin client socket for one registry key, connected to
 // every host of the key's route as of generation gen. Loop goroutine only.
@@ -84,7 +93,13 @@ func (t *Transport) awaitRoute(ctx context.Context, rt *route) {
 	rt.ready.Store(true)
 }
 
-// Call implements messaging.Driver.
+// maxResends bounds how often a CALL answered with StoppingFailure is sent
+// to another server (docs/lifecycle.md).
+const maxResends = 5
+
+// Call implements messaging.Driver. A CALL that a stopping server answers
+// with StoppingFailure did not run: the server is dropped from the route
+// and the call goes to another one, within the same deadline.
 func (t *Transport) Call(ctx context.Context, target messaging.Target, msg *messaging.Message, opts messaging.SendOptions) (any, error) {
 	if t.isClosed() {
 		return nil, messaging.ErrClosed
@@ -98,19 +113,36 @@ func (t *Transport) Call(ctx context.Context, target messaging.Target, msg *mess
 	if err != nil {
 		return nil, fmt.Errorf("encode request: %w", err)
 	}
-	rt, err := t.routes.get(ctx, target, false)
-	if err != nil {
-		return nil, t.ctxError(ctx, err)
+	for resends := 0; ; resends++ {
+		rt, err := t.routes.get(ctx, target, false)
+		if err != nil {
+			return nil, t.ctxError(ctx, err)
+		}
+		v, host, err := t.callOnce(ctx, rt, payload, opts)
+		if host == "" || resends == maxResends {
+			return v, err
+		}
+		t.stats.rerouted.Add(1)
+		t.log.Debug("server stopping; sending the call to another one", "key", rt.key, "host", host)
+		t.routes.exclude(rt.key, host)
 	}
+}
+
+// callOnce sends one CALL on rt and waits for its reply. host is set when
+// the server answered StoppingFailure (the call did not run there).
+func (t *Transport) callOnce(ctx context.Context, rt *route, payload []byte, opts messaging.SendOptions) (_ any, host string, _ error) {
 	id := t.ids.next()
 	deadline, _ := ctx.Deadline()
 	ch := t.calls.add(id)
+	var err error
+	var picked string
 	if t.cfg.UseRouterProxy {
 		if err := t.proxies.wait(ctx); err != nil {
 			t.calls.remove(id)
-			return nil, t.ctxError(ctx, err)
+			return nil, "", t.ctxError(ctx, err)
 		}
-		frames := wire.ProxyRequest(wire.Call, []byte(rt.pick()), id, payload)
+		picked = rt.pick()
+		frames := wire.ProxyRequest(wire.Call, []byte(picked), id, payload)
 		if t.acks != nil {
 			// Tracked before the send, so an ack cannot come first.
 			t.acks.track(id, frames, opts.Retry)
@@ -134,20 +166,28 @@ func (t *Transport) Call(ctx context.Context, target messaging.Target, msg *mess
 	}
 	if err != nil {
 		t.calls.remove(id)
-		return nil, messaging.ErrClosed
+		return nil, "", messaging.ErrClosed
 	}
 	select {
 	case r := <-ch:
 		t.calls.release(ch)
 		if r.err != nil {
-			return nil, r.err
+			return nil, "", r.err
 		}
 		v, err := t.decodeReply(r.payload)
 		t.calls.releasePayload(r)
-		return v, err
+		var re *messaging.RemoteError
+		if errors.As(err, &re) {
+			if h, ok := messaging.IsStopping(&re.Failure); ok {
+				// In proxy mode the identity picked is what the
+				// route holds, whatever the server called itself.
+				return nil, cmp.Or(picked, h), err
+			}
+		}
+		return v, "", err
 	case <-ctx.Done():
 		t.calls.remove(id)
-		return nil, t.ctxError(ctx, nil)
+		return nil, "", t.ctxError(ctx, nil)
 	}
 }
 
@@ -192,8 +232,14 @@ func (t *Transport) decodeReply(p []byte) (any, error) {
 	return result, nil
 }
 
-// Cast implements messaging.Driver.
+// Cast implements messaging.Driver. Without a deadline on ctx it waits
+// for flow control (docs/lifecycle.md) at most rpc_response_timeout.
 func (t *Transport) Cast(ctx context.Context, target messaging.Target, msg *messaging.Message, opts messaging.SendOptions) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, t.cfg.ResponseTimeout)
+		defer cancel()
+	}
 	if target.Fanout {
 		return t.multisend(ctx, wire.CastFanout, target, msg)
 	}
@@ -202,6 +248,11 @@ func (t *Transport) Cast(ctx context.Context, target messaging.Target, msg *mess
 
 // Notify implements messaging.Driver: every listener of the topic gets a copy.
 func (t *Transport) Notify(ctx context.Context, target messaging.Target, msg *messaging.Message, opts messaging.SendOptions) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, t.cfg.ResponseTimeout)
+		defer cancel()
+	}
 	return t.multisend(ctx, wire.Notify, target, msg)
 }
 
@@ -327,40 +378,107 @@ func (t *Transport) sendRoute(rt *route, frames [][]byte, deadline time.Time, on
 
 func (t *Transport) dealerFor(rt *route) (*dealer, error) {
 	d := t.rrSocks[rt.key]
+	if d != nil && d.gen != rt.gen && d.losesHosts(rt) {
+		// A host left the route: a new socket takes the sends, and this
+		// one is kept a while for what is on its way. Disconnecting the
+		// host would drop the messages still queued for it and the
+		// replies it has sent but not yet been read (docs/lifecycle.md).
+		t.retire(rt.key, d)
+		d = nil
+	}
 	if d == nil {
-		s, err := t.zctx.NewSocket(zsock.DEALER)
-		if err != nil {
+		var err error
+		if d, err = t.newDealer(); err != nil {
 			return nil, err
 		}
-		id := newUUID4()
-		if err := t.setCommonOptions(s); err == nil {
-			err = s.SetBytes(zsock.OptIdentity, id[:])
-		}
-		// Round-robin sockets only use live connections.
-		if err == nil {
-			err = s.SetInt(zsock.OptImmediate, 1)
-		}
-		if err == nil {
-			err = s.SetInt(zsock.OptSndHWM, sendHWM)
-		}
-		if err != nil {
-			_ = s.Close()
-			return nil, err
-		}
-		d = &dealer{sock: s, hosts: make(map[string]bool), ready: make(chan struct{})}
-		if d.mon, err = t.zctx.Monitor(s, zsock.EventHandshakeSucceeded|zsock.EventDisconnected); err != nil {
-			_ = s.Close()
-			return nil, err
-		}
-		d.up = make(map[string]bool)
-		t.loop.Add(d.mon, d.onEvent)
 		t.rrSocks[rt.key] = d
-		t.loop.AddBorrowing(s, t.onReply) // completeCall copies what it keeps
 	}
 	if d.gen != rt.gen {
 		t.syncConnections(d, rt)
 	}
 	return d, nil
+}
+
+// losesHosts reports whether d is connected to a host that rt no longer has.
+func (d *dealer) losesHosts(rt *route) bool {
+	for h := range d.hosts {
+		if !slices.Contains(rt.hosts, h) {
+			return true
+		}
+	}
+	return false
+}
+
+// newDealer makes a round-robin client socket with its monitor.
+func (t *Transport) newDealer() (*dealer, error) {
+	s, err := t.zctx.NewSocket(zsock.DEALER)
+	if err != nil {
+		return nil, err
+	}
+	id := newUUID4()
+	if err := t.setCommonOptions(s); err == nil {
+		err = s.SetBytes(zsock.OptIdentity, id[:])
+	}
+	// Round-robin sockets only use live connections.
+	if err == nil {
+		err = s.SetInt(zsock.OptImmediate, 1)
+	}
+	if err == nil {
+		err = s.SetInt(zsock.OptSndHWM, sendHWM)
+	}
+	if err != nil {
+		_ = s.Close()
+		return nil, err
+	}
+	d := &dealer{sock: s, hosts: make(map[string]bool), ready: make(chan struct{})}
+	if d.mon, err = t.zctx.Monitor(s, zsock.EventHandshakeSucceeded|zsock.EventDisconnected); err != nil {
+		_ = s.Close()
+		return nil, err
+	}
+	d.up = make(map[string]bool)
+	t.loop.Add(d.mon, d.onEvent)
+	t.loop.AddBorrowing(s, t.onReply) // completeCall copies what it keeps
+	return d, nil
+}
+
+// retire keeps d, replaced for key, receiving until retireAfter has passed
+// (the replies of the calls sent through it), then closes it. Loop
+// goroutine only.
+func (t *Transport) retire(key string, d *dealer) {
+	delete(t.rrSocks, key)
+	t.retired = append(t.retired, retiredDealer{d: d, until: time.Now().Add(t.retireAfter())})
+}
+
+// retireAfter: a retired socket is closed once the calls sent through it
+// have timed out, by default.
+func (t *Transport) retireAfter() time.Duration {
+	return max(2*t.cfg.ResponseTimeout, 10*time.Second)
+}
+
+// sweepRetired closes the retired sockets whose time is up; all with
+// force. Loop goroutine only.
+func (t *Transport) sweepRetired(now time.Time, force bool) {
+	keep := t.retired[:0]
+	for _, r := range t.retired {
+		if force || now.After(r.until) {
+			t.closeDealer(r.d)
+			continue
+		}
+		keep = append(keep, r)
+	}
+	clear(t.retired[len(keep):])
+	t.retired = keep
+}
+
+// closeDealer closes a round-robin socket and its monitor. Loop goroutine
+// only.
+func (t *Transport) closeDealer(d *dealer) {
+	t.loop.Remove(d.sock)
+	_ = d.sock.Close()
+	if d.mon != nil {
+		t.loop.Remove(d.mon)
+		_ = d.mon.Close()
+	}
 }
 
 // syncConnections connects to new hosts and disconnects from hosts that are

@@ -174,6 +174,29 @@ func (c *routeCache) store(key string, t matchmaker.Target, fanout bool, fetched
 	return r
 }
 
+// exclude drops host from key's route: the server answered that it is
+// stopping, having unregistered first, so it is not kept as a host read
+// lately would be; a later read that has it again (it registered again)
+// brings it back.
+func (c *routeCache) exclude(key, host string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r := c.m[key]
+	if r == nil || !slices.Contains(r.hosts, host) {
+		return
+	}
+	delete(c.seen[key], host)
+	hosts := slices.DeleteFunc(slices.Clone(r.hosts), func(h string) bool { return h == host })
+	if len(hosts) == 0 {
+		delete(c.m, key)
+		delete(c.seen, key)
+		delete(c.stale, key)
+		return
+	}
+	c.gen++
+	c.m[key] = &route{key: key, target: r.target, fanout: r.fanout, hosts: hosts, gen: c.gen}
+}
+
 // refreshLoop re-reads every cached key each period until ctx ends. A
 // failed read keeps the old hosts (the matchmaker logs the outage); an
 // empty answer evicts the key so the next message looks it up afresh.

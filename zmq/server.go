@@ -9,6 +9,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/oslozmq/fabric/matchmaker"
@@ -35,10 +36,29 @@ type listener struct {
 	h       messaging.Handler
 	seen    *ttlCache // acked delivery: ids received lately; loop goroutine only
 
-	stopOnce sync.Once
-	cancel   context.CancelFunc
-	done     chan struct{}
+	// Lifecycle (docs/lifecycle.md); loop goroutine only.
+	draining bool      // unregistered: read even when paused, CALLs answered with StoppingFailure
+	lastRecv time.Time // while draining: when a request last arrived
+	stopped  bool      // Stop has ended delivery: what is not a CALL is dropped until Close
+	paused   bool      // FlowControl: the handler's queue is full
+
+	stopOnce  sync.Once
+	closeOnce sync.Once
+	closed    atomic.Bool // Close has released the sockets: Reply fails
+	cancel    context.CancelFunc
+	done      chan struct{}
 }
+
+var _ messaging.FlowControl = (*listener)(nil)
+
+// Drain timing: after unregistering, a stopping server keeps receiving
+// until no request has come for drainQuiet (a client that was answered
+// StoppingFailure sends there no more, so only messages already on their
+// way arrive), and for drainMax at most.
+const (
+	drainQuiet = 100 * time.Millisecond
+	drainMax   = 5 * time.Second
+)
 
 // Listen implements messaging.Driver.
 func (t *Transport) Listen(target messaging.Target, h messaging.Handler) (messaging.Listener, error) {
@@ -248,6 +268,9 @@ func (l *listener) newDealer(addr string) (*zsock.Socket, error) {
 		return nil, err
 	}
 	t.loop.AddBorrowing(s, func(frames [][]byte, err error) { l.onRequest(s, frames, err) })
+	if l.paused && !l.draining {
+		t.loop.SetReceiving(s, false)
+	}
 	return s, nil
 }
 
@@ -357,24 +380,98 @@ func (l *listener) updater(ctx context.Context, failing bool) {
 	}
 }
 
-// Stop implements messaging.Listener: unregister, then close the socket.
+// Stop implements messaging.Listener: it unregisters, then drains: an RPC
+// listener keeps receiving, answering CALLs with StoppingFailure so that
+// they go to another server, and delivering casts until none has come for
+// drainQuiet; then delivery ends. Until Close it still answers CALLs so
+// (a client that has not noticed loses nothing) and drops the rest,
+// counted as server_stopped; replies go out.
 func (l *listener) Stop() error {
-	l.stopOnce.Do(func() {
-		l.cancel()
-		<-l.done
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		for _, tg := range l.targets {
-			if err := l.t.mm.Unregister(ctx, tg, l.host, l.lt); err != nil {
-				l.t.log.Warn("unregister failed", "host", l.host, "err", err)
-			}
+	l.stopOnce.Do(l.drain)
+	return nil
+}
+
+func (l *listener) drain() {
+	t := l.t
+	l.cancel()
+	<-l.done
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	for _, tg := range l.targets {
+		if err := t.mm.Unregister(ctx, tg, l.host, l.lt); err != nil {
+			t.log.Warn("unregister failed", "host", l.host, "err", err)
 		}
+	}
+	cancel()
+	if !l.notify {
+		start := time.Now()
+		_ = t.loop.Call(func() error {
+			l.draining, l.lastRecv = true, start
+			l.applyReceiving()
+			return nil
+		})
+		for {
+			var quiet time.Duration
+			if t.loop.Call(func() error { quiet = time.Since(l.lastRecv); return nil }) != nil {
+				break // the transport is closing
+			}
+			if quiet >= drainQuiet || time.Since(start) >= drainMax {
+				break
+			}
+			time.Sleep(drainQuiet - quiet)
+		}
+	}
+	_ = t.loop.Call(func() error {
+		l.stopped = true
+		l.applyReceiving()
+		return nil
+	})
+}
+
+// Close implements messaging.Listener: after Stop, the replies handed over
+// leave (within the linger time), then the sockets close.
+func (l *listener) Close() error {
+	_ = l.Stop()
+	l.closeOnce.Do(func() {
+		t := l.t
+		dctx, cancel := context.WithTimeout(context.Background(), time.Duration(zsock.LingerMs(t.cfg))*time.Millisecond)
+		_ = t.loop.Drain(dctx)
 		cancel()
+		l.closed.Store(true)
 		l.closeSocket()
-		l.t.mu.Lock()
-		delete(l.t.listeners, l)
-		l.t.mu.Unlock()
+		t.mu.Lock()
+		delete(t.listeners, l)
+		t.mu.Unlock()
 	})
 	return nil
+}
+
+// Pause implements messaging.FlowControl: the listener stops reading its
+// sockets (at most the burst being read is still delivered).
+func (l *listener) Pause() { l.setPaused(true) }
+
+// Resume implements messaging.FlowControl.
+func (l *listener) Resume() { l.setPaused(false) }
+
+func (l *listener) setPaused(v bool) {
+	_ = l.t.loop.Do(func() {
+		l.paused = v
+		l.applyReceiving()
+	})
+}
+
+// applyReceiving reads the listener's sockets unless it is paused and not
+// draining: a stopping listener reads on, to answer CALLs that would
+// otherwise wait in its queue until they are lost. Loop goroutine only.
+func (l *listener) applyReceiving() {
+	on := !l.paused || l.draining
+	for _, s := range []*zsock.Socket{l.sock, l.sub} {
+		if s != nil {
+			l.t.loop.SetReceiving(s, on)
+		}
+	}
+	for _, s := range l.dealers {
+		l.t.loop.SetReceiving(s, on)
+	}
 }
 
 func (l *listener) closeSocket() {
@@ -425,7 +522,44 @@ func (l *listener) onRequest(via *zsock.Socket, frames [][]byte, err error) {
 			return
 		}
 	}
+	if l.draining {
+		l.lastRecv = time.Now()
+		if req.Type == wire.Call {
+			l.bounce(req, via, entry)
+			return
+		}
+	}
 	l.dispatch(req, via, entry)
+}
+
+// bounce answers a CALL that reached a draining listener with
+// StoppingFailure naming this server, unrun: its caller sends it to
+// another server (docs/lifecycle.md). Loop goroutine only.
+func (l *listener) bounce(req wire.Request, via *zsock.Socket, entry *cacheEntry) {
+	t := l.t
+	t.stats.drop("server_stopping")
+	fs, err := messaging.MarshalFailure(messaging.StoppingFailure(l.host))
+	var payload []byte
+	if err == nil {
+		payload, err = t.codec.EncodeReply(nil, fs)
+	}
+	if err != nil {
+		t.log.Warn("cannot answer a call while stopping", "msg_id", string(req.ID), "err", err)
+		return
+	}
+	frames := l.replyFrames(req.Peer, req.ID, payload)
+	if entry != nil {
+		entry.reply = frames
+	}
+	l.sendOut(via, wire.Reply, frames, req.ID)
+}
+
+// replyFrames frames a reply for this listener's mode.
+func (l *listener) replyFrames(peer, id, payload []byte) [][]byte {
+	if l.dealers != nil {
+		return wire.ProxyReply(peer, id, payload)
+	}
+	return wire.DirectReply(peer, id, payload)
 }
 
 // checkDuplicate is acked delivery on the server (reference 5.4): it acks
@@ -531,6 +665,11 @@ func clone2(a, b []byte) ([]byte, []byte) {
 // codecs copy what they decode: nothing refers to req.Payload afterwards.
 func (l *listener) dispatch(req wire.Request, via *zsock.Socket, entry *cacheEntry) {
 	t := l.t
+	if l.stopped {
+		t.stats.drop("server_stopped")
+		t.log.Debug("message dropped: the listener has stopped", "type", req.Type, "msg_id", string(req.ID))
+		return
+	}
 	if l.notify != (req.Type == wire.Notify) {
 		t.dropped("unexpected_type", fmt.Errorf("%s on a %s listener", req.Type, map[bool]string{true: "notification", false: "RPC"}[l.notify]), "server")
 		return
@@ -559,23 +698,29 @@ type incoming struct {
 
 func (in *incoming) Message() *messaging.Message { return &in.msg }
 
+// WantsReply reports whether in is a CALL (the runner answers queued CALLs
+// of a stopping server).
+func (in *incoming) WantsReply() bool { return in.typ == wire.Call }
+
 func (in *incoming) Reply(result any, failure *messaging.Failure) error {
 	if in.typ != wire.Call || in.replied {
 		return nil
 	}
 	in.replied = true
-	t := in.l.t
+	l := in.l
+	t := l.t
+	if l.closed.Load() {
+		return messaging.ErrClosed
+	}
+	if host, ok := messaging.IsStopping(failure); ok && host == "" {
+		// Named, so that the caller stops picking this server.
+		failure = messaging.StoppingFailure(l.host)
+	}
 	payload, err := in.encodeReply(result, failure)
 	if err != nil {
 		return err
 	}
-	l := in.l
-	var frames [][]byte
-	if l.dealers != nil {
-		frames = wire.ProxyReply(in.peer, in.id, payload)
-	} else {
-		frames = wire.DirectReply(in.peer, in.id, payload)
-	}
+	frames := l.replyFrames(in.peer, in.id, payload)
 	err = t.loop.Do(func() {
 		if in.entry != nil {
 			in.entry.reply = frames

@@ -61,6 +61,7 @@ type Transport struct {
 
 	// Loop goroutine only.
 	rrSocks    map[string]*dealer
+	retired    []retiredDealer    // replaced round-robin sockets, receiving until closed
 	front      *zsock.Socket      // proxy mode: the client DEALER on every proxy front-end
 	proxyConns map[any]*proxyConn // by socket or listener
 
@@ -128,6 +129,7 @@ func New(cfg *config.Config, opts ...Option) (*Transport, error) {
 	t.routes = newRouteCache(t.mm, t.listenerType(), cfg, o.log)
 	t.bgCtx, t.cancelBg = context.WithCancel(context.Background())
 	t.goBg(func(ctx context.Context) { t.routes.refreshLoop(ctx, t.cfg.TargetUpdate) })
+	t.goBg(t.sweepLoop)
 	if cfg.UseRouterProxy || cfg.UsePubSub {
 		// Servers find a new proxy within zmq_target_update; clients wait
 		// that long (and a second) before sending through it. Registrations
@@ -146,6 +148,23 @@ func New(cfg *config.Config, opts ...Option) (*Transport, error) {
 		t.goBg(t.acks.run)
 	}
 	return t, nil
+}
+
+// sweepEvery is how often idle and retired resources are looked at.
+const sweepEvery = time.Second
+
+// sweepLoop closes retired sockets whose time is up until ctx ends.
+func (t *Transport) sweepLoop(ctx context.Context) {
+	tick := time.NewTicker(sweepEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-tick.C:
+			_ = t.loop.Do(func() { t.sweepRetired(now, false) })
+		}
+	}
 }
 
 // goBg runs fn until Close.
@@ -193,9 +212,15 @@ func (t *Transport) Close() error {
 	}
 	t.mu.Unlock()
 
+	// Each drains for a moment after unregistering (docs/lifecycle.md):
+	// together, so that a process with many listeners closes as fast as
+	// one. Servers stopped first (messaging.Server.Stop) have delivered
+	// their replies; here the handlers still running lose theirs.
+	var wg sync.WaitGroup
 	for _, l := range ls {
-		_ = l.Stop()
+		wg.Go(func() { _ = l.Close() })
 	}
+	wg.Wait()
 	t.cancelBg()
 	t.bg.Wait()
 	t.calls.failAll(messaging.ErrClosed)
@@ -208,14 +233,10 @@ func (t *Transport) Close() error {
 	cancel()
 	_ = t.loop.Call(func() error {
 		for k, d := range t.rrSocks {
-			t.loop.Remove(d.sock)
-			_ = d.sock.Close()
-			if d.mon != nil {
-				t.loop.Remove(d.mon)
-				_ = d.mon.Close()
-			}
+			t.closeDealer(d)
 			delete(t.rrSocks, k)
 		}
+		t.sweepRetired(time.Now(), true)
 		for h, s := range t.fan.socks {
 			t.closeFanSock(h, s)
 		}

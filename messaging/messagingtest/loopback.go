@@ -60,12 +60,21 @@ func (lb *Loopback) Call(ctx context.Context, target messaging.Target, msg *mess
 	if box == nil {
 		return nil, messaging.ErrNoRoute
 	}
-	if err := box.deliver(data, c); err != nil {
+	if err := box.deliver(ctx, data, c); err != nil {
 		return nil, err
 	}
 	select {
 	case r := <-c.reply:
-		return decodeReply(r)
+		res, err := decodeReply(r)
+		var re *messaging.RemoteError
+		if errors.As(err, &re) {
+			if _, stopping := messaging.IsStopping(&re.Failure); stopping {
+				// Not run: another server may take it, as the zmq
+				// driver does (docs/lifecycle.md).
+				return lb.Call(ctx, target, msg, messaging.SendOptions{})
+			}
+		}
+		return res, err
 	case <-ctx.Done():
 		return nil, ctxErr(ctx)
 	case <-lb.closing:
@@ -102,7 +111,7 @@ func (lb *Loopback) Cast(ctx context.Context, target messaging.Target, msg *mess
 		return messaging.ErrNoRoute
 	}
 	for _, b := range boxes {
-		if err := b.deliver(data, nil); err != nil {
+		if err := b.deliver(ctx, data, nil); err != nil {
 			return err
 		}
 	}
@@ -132,7 +141,7 @@ func (lb *Loopback) Notify(ctx context.Context, target messaging.Target, msg *me
 	}
 	lb.mu.Unlock()
 	for _, b := range boxes {
-		if err := b.deliver(data, nil); err != nil {
+		if err := b.deliver(ctx, data, nil); err != nil {
 			return err
 		}
 	}
@@ -158,6 +167,7 @@ func (lb *Loopback) ListenNotifications(targets []messaging.Target, h messaging.
 func (lb *Loopback) listen(b *inbox, h messaging.Handler, list *[]*inbox) (messaging.Listener, error) {
 	b.h = h
 	b.wake = make(chan struct{}, 1)
+	b.room = make(chan struct{}, 1)
 	b.quit = make(chan struct{})
 	b.done = make(chan struct{})
 	lb.mu.Lock()
@@ -230,11 +240,50 @@ type listener struct {
 	b  *inbox
 }
 
+var _ messaging.FlowControl = (*listener)(nil)
+
+// Stop ends delivery; replies still go out until Close. CALLs queued but
+// not delivered are answered with messaging.StoppingFailure, which Call
+// resends to another server, as a draining zmq server does.
 func (l *listener) Stop() error {
 	l.lb.remove(l.b)
 	l.b.stop()
+	l.b.mu.Lock()
+	queue := l.b.queue
+	l.b.queue = nil
+	l.b.mu.Unlock()
+	for _, in := range queue {
+		_ = in.Reply(nil, messaging.StoppingFailure(""))
+	}
 	return nil
 }
+
+// Close makes later replies fail with messaging.ErrClosed.
+func (l *listener) Close() error {
+	_ = l.Stop()
+	l.b.closed.Store(true)
+	return nil
+}
+
+// Pause stops handing messages to the handler until Resume; senders wait
+// once inboxCap messages are queued, as a full pipe makes them wait.
+func (l *listener) Pause() {
+	l.b.mu.Lock()
+	l.b.paused = true
+	l.b.mu.Unlock()
+}
+
+// Resume hands messages to the handler again.
+func (l *listener) Resume() {
+	l.b.mu.Lock()
+	l.b.paused = false
+	l.b.mu.Unlock()
+	l.b.signal(l.b.wake)
+	l.b.signal(l.b.room)
+}
+
+// inboxCap: a paused inbox makes senders wait at this many messages.
+const inboxCap = 64
 
 // inbox is one listener: a queue drained by its own goroutine, which plays
 // the transport's receive loop.
@@ -243,27 +292,46 @@ type inbox struct {
 	topics []messaging.Target // notification listeners
 	h      messaging.Handler
 
-	mu    sync.Mutex
-	queue []*incoming
-	wake  chan struct{} // capacity 1: "the queue may be non-empty"
-	quit  chan struct{}
-	done  chan struct{}
-	once  sync.Once
+	mu     sync.Mutex
+	queue  []*incoming
+	paused bool
+	wake   chan struct{} // capacity 1: "the queue may be non-empty"
+	room   chan struct{} // capacity 1: "a waiting sender may retry"
+	quit   chan struct{}
+	done   chan struct{}
+	once   sync.Once
+	closed atomic.Bool
 }
 
-// deliver decodes data for this receiver alone and queues it.
-func (b *inbox) deliver(data []byte, c *pendingCall) error {
+func (b *inbox) signal(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// deliver decodes data for this receiver alone and queues it, waiting
+// while the inbox is paused and full, until ctx ends.
+func (b *inbox) deliver(ctx context.Context, data []byte, c *pendingCall) error {
 	msg, err := decode(data)
 	if err != nil {
 		return err
 	}
 	b.mu.Lock()
-	b.queue = append(b.queue, &incoming{msg: msg, call: c})
-	b.mu.Unlock()
-	select {
-	case b.wake <- struct{}{}:
-	default:
+	for b.paused && len(b.queue) >= inboxCap {
+		b.mu.Unlock()
+		select {
+		case <-b.room:
+		case <-b.quit:
+			return messaging.ErrNoRoute
+		case <-ctx.Done():
+			return ctxErr(ctx)
+		}
+		b.mu.Lock()
 	}
+	b.queue = append(b.queue, &incoming{b: b, msg: msg, call: c})
+	b.mu.Unlock()
+	b.signal(b.wake)
 	return nil
 }
 
@@ -275,14 +343,23 @@ func (b *inbox) run() {
 		case <-b.quit:
 			return
 		}
-		b.mu.Lock()
-		queue := b.queue
-		b.queue = nil
-		b.mu.Unlock()
-		for _, in := range queue {
+		for {
+			b.mu.Lock()
+			if b.paused || len(b.queue) == 0 {
+				b.mu.Unlock()
+				break
+			}
+			in := b.queue[0]
+			b.queue = b.queue[1:]
+			b.mu.Unlock()
+			b.signal(b.room)
 			select {
 			case <-b.quit:
-				return // undelivered calls time out, as on a real transport
+				// Undelivered: Stop answers it.
+				b.mu.Lock()
+				b.queue = append([]*incoming{in}, b.queue...)
+				b.mu.Unlock()
+				return
 			default:
 			}
 			b.h(in)
@@ -304,11 +381,15 @@ type pendingCall struct {
 
 // incoming implements messaging.Incoming.
 type incoming struct {
+	b    *inbox
 	msg  *messaging.Message
 	call *pendingCall // nil for casts, fanouts and notifications
 }
 
 func (in *incoming) Message() *messaging.Message { return in.msg }
+
+// WantsReply reports whether in is a CALL.
+func (in *incoming) WantsReply() bool { return in.call != nil }
 
 // Reply sends the result or failure of a CALL; a result that cannot be
 // encoded is replaced by a TypeError failure so the caller is not left
@@ -316,6 +397,9 @@ func (in *incoming) Message() *messaging.Message { return in.msg }
 func (in *incoming) Reply(result any, failure *messaging.Failure) error {
 	if in.call == nil {
 		return nil
+	}
+	if in.b.closed.Load() {
+		return messaging.ErrClosed
 	}
 	if !in.call.replied.CompareAndSwap(false, true) {
 		return errors.New("loopback: reply already sent")

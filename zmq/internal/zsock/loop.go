@@ -80,7 +80,11 @@ type entry struct {
 	backlog []pending
 	removed bool
 	touched bool // in loop.touched
+	paused  bool // SetReceiving(false): input is left in libzmq's queue
 }
+
+// receives reports whether the loop reads the entry's input now.
+func (e *entry) receives() bool { return e.onRecv != nil && !e.paused }
 
 type pending struct {
 	frames   [][]byte
@@ -310,6 +314,21 @@ func (l *Loop) Remove(s *Socket) {
 	}
 }
 
+// SetReceiving stops (false) or resumes (true) reading s. While paused,
+// what arrives stays in libzmq's queue up to the socket's RCVHWM, and then
+// TCP pushes back on the peer (flow control for a slow receiver). Sends go
+// on. Loop goroutine only; s must have been added.
+func (l *Loop) SetReceiving(s *Socket, on bool) {
+	e := l.find(s)
+	if e == nil || e.paused == !on {
+		return
+	}
+	e.paused = !on
+	// Resumed: input may have queued meanwhile, with ZMQ_FD already reset
+	// by the reads of its events, so the socket is read before a sleep.
+	s.touch()
+}
+
 func (l *Loop) find(s *Socket) *entry {
 	return s.entry
 }
@@ -425,7 +444,7 @@ const idleSweeps = 10
 func (l *Loop) markTouched() {
 	for _, e := range l.touched {
 		e.touched = false
-		if !e.removed && (e.onRecv != nil || len(e.backlog) > 0) {
+		if !e.removed && (e.receives() || len(e.backlog) > 0) {
 			l.poller.Check(e.item)
 		}
 	}
@@ -470,13 +489,13 @@ func (l *Loop) serviceSockets() {
 		if rev&PollOut != 0 {
 			l.flush(e)
 		}
-		if rev&PollIn != 0 && e.onRecv != nil {
+		if rev&PollIn != 0 && e.receives() {
 			// A receive that finds nothing has processed the socket's
 			// commands, so the socket needs no read for input; it does if
 			// messages are left, or if it waits to be writable (those
 			// commands may have made it so).
 			drained := false
-			for k := 0; k < recvBurst && !e.removed; k++ {
+			for k := 0; k < recvBurst && !e.removed && !e.paused; k++ {
 				frames, err := e.sock.recv(DontWait, e.borrow)
 				if errors.Is(err, ErrAgain) {
 					drained = true
@@ -492,7 +511,7 @@ func (l *Loop) serviceSockets() {
 	// Poll for writability only while something waits for it.
 	for i, e := range l.entries {
 		ev := 0
-		if e.onRecv != nil {
+		if e.receives() {
 			ev = PollIn
 		}
 		if len(e.backlog) > 0 {

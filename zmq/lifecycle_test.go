@@ -1,0 +1,253 @@
+package zmq
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/oslozmq/fabric/config"
+	"github.com/oslozmq/fabric/matchmaker/dummy"
+	"github.com/oslozmq/fabric/messaging"
+)
+
+// Lifecycle over the real transport (docs/lifecycle.md): a server stopped
+// while it runs a call delivers that call's reply, and the calls that reach
+// it while it drains go to another server of the topic.
+
+// lifecycleModes are the transport configurations the lifecycle tests run
+// in; proxied ones get three real proxies.
+var lifecycleModes = []struct {
+	name string
+	cfg  func() *config.Config
+}{
+	{"direct", testConfig},
+	{"proxy", func() *config.Config { return proxyConfig(false) }},
+}
+
+func lifecycleTransports(t *testing.T, cfg *config.Config, n int) []*Transport {
+	t.Helper()
+	mm := dummy.New()
+	if cfg.UseRouterProxy {
+		for range 3 {
+			startProxy(t, cfg, mm, false)
+		}
+	}
+	trs := make([]*Transport, n)
+	for i := range trs {
+		trs[i] = newTransport(t, cfg, mm)
+	}
+	return trs
+}
+
+// startMessagingServer serves "slow" (waits for release, then answers the
+// server's name) and "name" on target, through messaging.Server.
+func startMessagingServer(t *testing.T, tr *Transport, target messaging.Target, entered chan<- struct{}, release <-chan struct{}) *messaging.Server {
+	t.Helper()
+	s, err := messaging.NewServer(tr, target, messaging.WithLogger(proxyLog))
+	if err != nil {
+		t.Fatal(err)
+	}
+	must := func(err error) {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(s.Register("slow", func(ctx context.Context, _ map[string]any) (any, error) {
+		entered <- struct{}{}
+		select {
+		case <-release:
+			return target.Server + ":done", nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}))
+	must(s.Register("name", func(context.Context, map[string]any) (any, error) {
+		return target.Server, nil
+	}))
+	must(s.Start())
+	t.Cleanup(func() { _ = s.Stop(context.Background()) })
+	return s
+}
+
+func TestStopDeliversRepliesInFlight(t *testing.T) {
+	for _, mode := range lifecycleModes {
+		t.Run(mode.name, func(t *testing.T) {
+			cfg := mode.cfg()
+			trs := lifecycleTransports(t, cfg, 3)
+			srv1, srv2, cli := trs[0], trs[1], trs[2]
+			entered := make(chan struct{}, 1)
+			release := make(chan struct{})
+			s1 := startMessagingServer(t, srv1, messaging.Target{Topic: "life", Server: "s1"}, entered, release)
+			startMessagingServer(t, srv2, messaging.Target{Topic: "life", Server: "s2"}, make(chan struct{}, 100), nil)
+			client := messaging.NewClient(cli, messaging.WithTimeout(10*time.Second))
+			ctx := context.Background()
+
+			// Every server is in the client's route before s1 stops.
+			seen := map[any]bool{}
+			for i := 0; i < 40 && len(seen) < 2; i++ {
+				v, err := client.Call(ctx, messaging.Target{Topic: "life"}, "name", nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				seen[v] = true
+			}
+			if len(seen) != 2 {
+				t.Fatalf("topic calls reached %v, want s1 and s2", seen)
+			}
+
+			inFlight := make(chan error, 1)
+			var result any
+			go func() {
+				var err error
+				result, err = client.Call(ctx, messaging.Target{Topic: "life", Server: "s1"}, "slow", nil)
+				inFlight <- err
+			}()
+			<-entered
+			stopped := make(chan error, 1)
+			go func() { stopped <- s1.Stop(ctx) }()
+
+			// While s1 drains and its handler runs, topic calls keep
+			// working: those that reach s1 go to s2.
+			for i := range 20 {
+				v, err := client.Call(ctx, messaging.Target{Topic: "life"}, "name", nil)
+				if err != nil {
+					t.Fatalf("topic call %d while s1 stops: %v", i, err)
+				}
+				if v != "s2" && v != "s1" {
+					t.Fatalf("topic call %d = %v", i, v)
+				}
+			}
+			select {
+			case err := <-stopped:
+				t.Fatalf("Stop returned (%v) while its handler still ran", err)
+			default:
+			}
+			close(release)
+			if err := <-inFlight; err != nil {
+				t.Fatalf("the call in flight during Stop: %v", err)
+			}
+			if result != "s1:done" {
+				t.Errorf("the call in flight during Stop = %v, want s1:done", result)
+			}
+			if err := <-stopped; err != nil {
+				t.Errorf("Stop = %v", err)
+			}
+			// s1 is gone: every topic call goes to s2.
+			for i := range 10 {
+				v, err := client.Call(ctx, messaging.Target{Topic: "life"}, "name", nil)
+				if err != nil || v != "s2" {
+					t.Fatalf("topic call %d after Stop = %v, %v; want s2", i, v, err)
+				}
+			}
+		})
+	}
+}
+
+// TestDrainingServerReroutesCalls: the CALLs that reach a stopping server
+// are answered StoppingFailure and the client sends them to another server,
+// counting them as rerouted; none fails.
+func TestDrainingServerReroutesCalls(t *testing.T) {
+	for _, mode := range lifecycleModes {
+		t.Run(mode.name, func(t *testing.T) {
+			cfg := mode.cfg()
+			trs := lifecycleTransports(t, cfg, 3)
+			srv1, srv2, cli := trs[0], trs[1], trs[2]
+			entered := make(chan struct{}, 1)
+			release := make(chan struct{})
+			s1 := startMessagingServer(t, srv1, messaging.Target{Topic: "life", Server: "s1"}, entered, release)
+			startMessagingServer(t, srv2, messaging.Target{Topic: "life", Server: "s2"}, make(chan struct{}, 100), nil)
+			client := messaging.NewClient(cli, messaging.WithTimeout(10*time.Second))
+			ctx := context.Background()
+			topic := messaging.Target{Topic: "life"}
+			for i := 0; i < 40; i++ {
+				if _, err := client.Call(ctx, topic, "name", nil); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// A handler keeps s1's Stop in its drain for as long as
+			// the test needs.
+			go func() { _, _ = client.Call(ctx, messaging.Target{Topic: "life", Server: "s1"}, "slow", nil) }()
+			<-entered
+			stopped := make(chan error, 1)
+			go func() { stopped <- s1.Stop(ctx) }()
+			// The route still names s1 until a call is answered
+			// StoppingFailure: callers in parallel, a bounded number.
+			var wg sync.WaitGroup
+			errs := make(chan error, 200)
+			for g := range 4 {
+				wg.Go(func() {
+					for i := range 50 {
+						if _, err := client.Call(ctx, topic, "name", nil); err != nil {
+							errs <- fmt.Errorf("caller %d call %d: %w", g, i, err)
+						}
+					}
+				})
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Error(err)
+			}
+			close(release)
+			if err := <-stopped; err != nil {
+				t.Errorf("Stop = %v", err)
+			}
+			st := cli.Stats()
+			t.Logf("client: %d calls rerouted; server s1 dropped %v", st.Rerouted, srv1.Stats().Dropped)
+			if st.Rerouted == 0 && srv1.Stats().Dropped["server_stopping"] == 0 {
+				// Nothing reached s1 after it unregistered: the client
+				// had already refreshed. Then it must not have
+				// lost anything either, which errs checked.
+				t.Log("no call reached the stopping server")
+			}
+		})
+	}
+}
+
+// TestRestartOfTheOnlyServer: with no other server, a CALL that reaches
+// the stopping server waits, within its deadline, for one to register (a
+// rolling restart of a single instance) and is answered by it.
+func TestRestartOfTheOnlyServer(t *testing.T) {
+	for _, mode := range lifecycleModes {
+		t.Run(mode.name, func(t *testing.T) {
+			cfg := mode.cfg()
+			trs := lifecycleTransports(t, cfg, 3)
+			srv, next, cli := trs[0], trs[1], trs[2]
+			entered := make(chan struct{}, 1)
+			release := make(chan struct{})
+			s := startMessagingServer(t, srv, messaging.Target{Topic: "alone", Server: "s1"}, entered, release)
+			client := messaging.NewClient(cli, messaging.WithTimeout(10*time.Second))
+			ctx := context.Background()
+			topic := messaging.Target{Topic: "alone"}
+			if _, err := client.Call(ctx, topic, "name", nil); err != nil {
+				t.Fatal(err)
+			}
+			go func() { _, _ = client.Call(ctx, topic, "slow", nil) }()
+			<-entered
+			stopped := make(chan error, 1)
+			go func() { stopped <- s.Stop(ctx) }()
+
+			type result struct {
+				v   any
+				err error
+			}
+			got := make(chan result, 1)
+			go func() {
+				v, err := client.Call(ctx, topic, "name", nil)
+				got <- result{v, err}
+			}()
+			waitFor(t, func() bool { return srv.Stats().Dropped["server_stopping"] > 0 }, "the stopping server to answer the call")
+			startMessagingServer(t, next, messaging.Target{Topic: "alone", Server: "s1b"}, make(chan struct{}, 10), nil)
+			r := <-got
+			if r.err != nil || r.v != "s1b" {
+				t.Errorf("call during the restart = %v, %v; want s1b", r.v, r.err)
+			}
+			close(release)
+			if err := <-stopped; err != nil {
+				t.Errorf("Stop = %v", err)
+			}
+		})
+	}
+}
