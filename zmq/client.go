@@ -345,11 +345,15 @@ func (t *Transport) multisend(ctx context.Context, typ wire.MsgType, target mess
 	return t.fanOut(ctx, rt, wire.DirectRequest(typ, id, payload))
 }
 
-// handOff queues a cast for the loop; a cast that no server takes within
-// rpc_response_timeout is logged and counted. It holds a place in g (flow
-// control) until libzmq takes it or it is dropped.
+// handOff queues a cast for the loop. Accepted, it waits until libzmq
+// takes it, however long its server is slow (the gate bounds how many
+// wait; a sender that finds the gate full waits, and fails, with its own
+// ctx), or until its socket closes: the route lost the host and the
+// retired socket's time ran out, or Close. That drop is logged and
+// counted (send_failed, closed). It holds a place in g (flow control)
+// until libzmq takes it or it is dropped.
 func (t *Transport) handOff(rt *route, frames [][]byte, g *flowGate) error {
-	deadline := time.Now().Add(t.cfg.ResponseTimeout)
+	deadline := untilTaken
 	onDrop := func(err error) {
 		g.leave()
 		t.stats.drop("send_failed")

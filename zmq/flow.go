@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Flow control for casts. The Python driver sets every HWM to unlimited,
@@ -27,6 +28,9 @@ const (
 	castQueueMax = 1000
 	castQueueLow = castQueueMax / 2
 )
+
+// untilTaken is the send deadline of an accepted cast: none (handOff).
+var untilTaken = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // flowGate counts one key's casts between the hand-off and libzmq taking
 // them. Callers only touch an atomic unless the gate is full.

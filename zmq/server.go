@@ -51,14 +51,12 @@ type listener struct {
 
 var _ messaging.FlowControl = (*listener)(nil)
 
-// Drain timing: after unregistering, a stopping server keeps receiving
-// until no request has come for drainQuiet (a client that was answered
-// StoppingFailure sends there no more, so only messages already on their
-// way arrive), and for drainMax at most.
-const (
-	drainQuiet = 100 * time.Millisecond
-	drainMax   = 5 * time.Second
-)
+// drainQuiet: after unregistering, a stopping server delivers what it
+// receives until no request has come for this long (a client that was
+// answered StoppingFailure sends there no more, so only messages already
+// on their way arrive), and for rpc_poll_timeout at most: the time a
+// Python server's poll took to notice a stop.
+const drainQuiet = 100 * time.Millisecond
 
 // Listen implements messaging.Driver.
 func (t *Transport) Listen(target messaging.Target, h messaging.Handler) (messaging.Listener, error) {
@@ -160,6 +158,27 @@ func (l *listener) awaitProxyConnection() {
 	t.log.Warn("no router proxy connection yet; registering anyway", "identity", l.host)
 }
 
+// receiverHeartbeatTimeout replaces zmq_heartbeat_timeout on a server's
+// receiving sockets. A server that stops reading (back-pressure,
+// docs/lifecycle.md) does not read its peers' PONGs either: with the
+// configured timeout its own libzmq would close every connection after a
+// few seconds and lose what they carried. It still sends PINGs every
+// zmq_heartbeat_ivl, so its peers detect it; a dead peer is left to TCP
+// keepalive.
+const receiverHeartbeatTimeout = time.Hour
+
+// serverOptions applies the common options and the server's heartbeat
+// timeout.
+func (t *Transport) serverOptions(s *zsock.Socket) error {
+	if err := t.setCommonOptions(s); err != nil {
+		return err
+	}
+	if t.cfg.HeartbeatInterval > 0 {
+		return s.SetInt(zsock.OptHeartbeatTimeout, int(receiverHeartbeatTimeout/time.Millisecond))
+	}
+	return nil
+}
+
 // openRouter binds the direct-mode ROUTER on a random port.
 func (l *listener) openRouter() error {
 	t := l.t
@@ -174,7 +193,7 @@ func (l *listener) openRouter() error {
 		}
 		// ROUTER_MANDATORY reports replies to a client that has gone
 		// instead of dropping them silently (reference gotcha 3).
-		if err = t.setCommonOptions(s); err == nil {
+		if err = t.serverOptions(s); err == nil {
 			err = s.SetInt(zsock.OptRouterMandatory, 1)
 		}
 		if err == nil {
@@ -248,7 +267,7 @@ func (l *listener) newDealer(addr string) (*zsock.Socket, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err = t.setCommonOptions(s); err == nil {
+	if err = t.serverOptions(s); err == nil {
 		err = s.SetBytes(zsock.OptIdentity, []byte(l.host))
 	}
 	// Sends wait for (or skip) a proxy that is not connected.
@@ -414,7 +433,7 @@ func (l *listener) drain() {
 			if t.loop.Call(func() error { quiet = time.Since(l.lastRecv); return nil }) != nil {
 				break // the transport is closing
 			}
-			if quiet >= drainQuiet || time.Since(start) >= drainMax {
+			if quiet >= drainQuiet || time.Since(start) >= t.cfg.PollTimeout {
 				break
 			}
 			time.Sleep(drainQuiet - quiet)

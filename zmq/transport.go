@@ -93,6 +93,9 @@ func New(cfg *config.Config, opts ...Option) (*Transport, error) {
 	if o.log == nil {
 		o.log = slog.Default()
 	}
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("zmq: %w", err)
+	}
 	codec, err := wire.NewCodec(cfg.Serialization)
 	if err != nil {
 		return nil, fmt.Errorf("zmq: rpc_zmq_serialization: %w", err)

@@ -371,6 +371,17 @@ func TestClosedTransport(t *testing.T) {
 	}
 }
 
+// TestNewValidates: a Config built in code is checked as a loaded one is,
+// with the option named.
+func TestNewValidates(t *testing.T) {
+	cfg := testConfig()
+	cfg.ExecutorPoolSize = 0
+	_, err := New(cfg, WithMatchmaker(dummy.New()))
+	if err == nil || !strings.Contains(err.Error(), "executor_thread_pool_size") {
+		t.Fatalf("New with executor_thread_pool_size = 0: %v, want an error naming the option", err)
+	}
+}
+
 // A new client waits for its connections to every server before its first
 // call, so its first calls are spread over all of them (round-robin over
 // live connections would otherwise favour the first one up).

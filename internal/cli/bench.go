@@ -98,7 +98,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var rep benchReport
 	switch mode {
 	case "rpc-server", "notify-server":
-		rep, err = benchServe(ctx, tr, c.target(), mode == "notify-server", bf, stdout)
+		rep, err = benchServe(ctx, tr, c.target(), mode == "notify-server", bf, c.serverOptions(), stdout)
 	default:
 		bf.cast = bf.cast || bf.fanout
 		rep, err = benchSend(ctx, tr, c.target(), mode == "notify-client", bf, c.callTimeout(), stdout, c.log)
@@ -220,7 +220,7 @@ func record(v any) (cargo string, clientTS float64, rec []any, ok bool) {
 
 // benchServe answers info(message) (or receives notifications) until ctx
 // ends or -l passes, metering one-way latency (same-host clocks).
-func benchServe(ctx context.Context, d messaging.Driver, target messaging.Target, notify bool, bf benchFlags, stdout io.Writer) (benchReport, error) {
+func benchServe(ctx context.Context, d messaging.Driver, target messaging.Target, notify bool, bf benchFlags, opts []messaging.ServerOption, stdout io.Writer) (benchReport, error) {
 	if bf.duration > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, time.Duration(bf.duration))
@@ -240,7 +240,6 @@ func benchServe(ctx context.Context, d messaging.Driver, target messaging.Target
 		}
 		return rec, nil
 	}
-	var opts []messaging.ServerOption
 	if bf.inline {
 		opts = append(opts, messaging.WithInline())
 	}

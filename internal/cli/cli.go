@@ -51,7 +51,8 @@ Common flags (before or after the arguments):
   --debug              log at debug level
   --topic TOPIC        target topic (default "demo"; "notifications" for notify and listen)
   --server SERVER      target server (serve: the server name, default rpc_zmq_host)
-  --timeout DURATION   call timeout, e.g. 5s (default rpc_response_timeout)
+  --timeout SECONDS    call timeout in seconds (5) or as a duration (5s, 500ms)
+                       (default rpc_response_timeout)
 `
 
 // common holds the flags every command takes.
@@ -83,7 +84,8 @@ func (c *common) flags(name string, defaultTopic string) *flag.FlagSet {
 	fs.BoolVar(&c.debug, "debug", false, "log at debug level")
 	fs.StringVar(&c.topic, "topic", defaultTopic, "target topic")
 	fs.StringVar(&c.server, "server", "", "target server")
-	fs.DurationVar(&c.timeout, "timeout", 0, "call timeout (default rpc_response_timeout)")
+	// Seconds as oslo counts them (--timeout 2), or a Go duration (2s).
+	fs.Var((*seconds)(&c.timeout), "timeout", "call timeout in seconds or as a duration (default rpc_response_timeout)")
 	return fs
 }
 
@@ -145,6 +147,12 @@ func (c *common) close() {
 
 func (c *common) transport() (*zmq.Transport, error) {
 	return zmq.New(c.cfg, zmq.WithLogger(c.log))
+}
+
+// serverOptions are the options of the servers and listeners the commands
+// run: handlers at most executor_thread_pool_size at once.
+func (c *common) serverOptions(extra ...messaging.ServerOption) []messaging.ServerOption {
+	return append([]messaging.ServerOption{messaging.WithLogger(c.log), messaging.WithMaxConcurrency(c.cfg.ExecutorPoolSize)}, extra...)
 }
 
 // callTimeout is --timeout, else rpc_response_timeout.

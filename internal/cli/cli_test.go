@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseArgs(t *testing.T) {
@@ -53,6 +55,34 @@ func TestFlagsAnywhere(t *testing.T) {
 	}
 	if c.topic != "compute" || c.server != "h1" {
 		t.Errorf("topic, server = %q, %q", c.topic, c.server)
+	}
+}
+
+// TestTimeoutFlag: --timeout takes seconds as oslo users count them, or a
+// Go duration.
+func TestTimeoutFlag(t *testing.T) {
+	for _, tc := range []struct {
+		arg  string
+		want time.Duration
+		bad  bool
+	}{
+		{"2", 2 * time.Second, false},
+		{"0.5", 500 * time.Millisecond, false},
+		{"2s", 2 * time.Second, false},
+		{"150ms", 150 * time.Millisecond, false},
+		{"two", 0, true},
+	} {
+		var c common
+		fs := c.flags("call", "demo")
+		fs.SetOutput(io.Discard)
+		_, err := parse(fs, []string{"--timeout", tc.arg, "echo"})
+		if tc.bad != (err != nil) {
+			t.Errorf("--timeout %s: err = %v", tc.arg, err)
+			continue
+		}
+		if c.timeout != tc.want {
+			t.Errorf("--timeout %s = %v, want %v", tc.arg, c.timeout, tc.want)
+		}
 	}
 }
 

@@ -37,7 +37,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer tr.Close()
-	srv, err := messaging.NewServer(tr, c.target(), messaging.WithLogger(c.log))
+	srv, err := messaging.NewServer(tr, c.target(), c.serverOptions()...)
 	if err != nil {
 		return err
 	}
@@ -203,7 +203,7 @@ func runListen(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		func(_ context.Context, n *messaging.Notification) error {
 			got <- n
 			return nil
-		}, messaging.WithLogger(c.log))
+		}, c.serverOptions()...)
 	if err != nil {
 		return err
 	}

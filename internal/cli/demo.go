@@ -67,7 +67,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if err != nil {
 			return err
 		}
-		srv, err := messaging.NewServer(tr, messaging.Target{Topic: c.topic, Server: name}, messaging.WithLogger(c.log))
+		srv, err := messaging.NewServer(tr, messaging.Target{Topic: c.topic, Server: name}, c.serverOptions()...)
 		if err != nil {
 			return err
 		}
