@@ -91,3 +91,28 @@ func IsStopping(f *Failure) (host string, ok bool) {
 	host, _ = f.Kwargs["host"].(string)
 	return host, true
 }
+
+// UnreachableClass is the failure class of a CALL that a router proxy
+// could not route because the server it names is not connected
+// (docs/lifecycle.md): it was not delivered, so it may be sent to another
+// server. Its module is StoppingModule.
+const UnreachableClass = "ServerUnreachable"
+
+// UnreachableFailure is the failure a router proxy answers an unroutable
+// CALL with; host is the server's identity.
+func UnreachableFailure(host string) *Failure {
+	return &Failure{Class: UnreachableClass, Module: StoppingModule,
+		Message: "the router proxy has no connection to the server; the call was not delivered",
+		Kwargs:  map[string]any{"host": host}}
+}
+
+// NotRun reports whether f certifies that the call did not run (a
+// StoppingFailure or an UnreachableFailure), and the host it names: the
+// caller may send it to another server.
+func NotRun(f *Failure) (host string, ok bool) {
+	if f == nil || f.Module != StoppingModule || (f.Class != StoppingClass && f.Class != UnreachableClass) {
+		return "", false
+	}
+	host, _ = f.Kwargs["host"].(string)
+	return host, true
+}

@@ -94,12 +94,15 @@ func (t *Transport) awaitRoute(ctx context.Context, rt *route) {
 }
 
 // maxResends bounds how often a CALL answered with StoppingFailure is sent
-// to another server (docs/lifecycle.md).
+// to another server (docs/lifecycle.md). One answered UnreachableFailure
+// is sent again, after a pause, until its deadline: the server may be
+// connecting to that proxy, or be reached through another.
 const maxResends = 5
 
 // Call implements messaging.Driver. A CALL that a stopping server answers
-// with StoppingFailure did not run: the server is dropped from the route
-// and the call goes to another one, within the same deadline.
+// with StoppingFailure, or a router proxy with UnreachableFailure, did not
+// run: the server is dropped from the route and the call goes to another
+// one, within the same deadline.
 func (t *Transport) Call(ctx context.Context, target messaging.Target, msg *messaging.Message, opts messaging.SendOptions) (any, error) {
 	if t.isClosed() {
 		return nil, messaging.ErrClosed
@@ -113,24 +116,43 @@ func (t *Transport) Call(ctx context.Context, target messaging.Target, msg *mess
 	if err != nil {
 		return nil, fmt.Errorf("encode request: %w", err)
 	}
-	for resends := 0; ; resends++ {
+	pause := 10 * time.Millisecond
+	for stopped := 0; ; {
 		rt, err := t.routes.get(ctx, target, false)
 		if err != nil {
 			return nil, t.ctxError(ctx, err)
 		}
-		v, host, err := t.callOnce(ctx, rt, payload, opts)
-		if host == "" || resends == maxResends {
+		v, nr, err := t.callOnce(ctx, rt, payload, opts)
+		if nr == nil {
+			return v, err
+		}
+		t.routes.exclude(rt.key, nr.host)
+		if nr.unreachable {
+			timer := time.NewTimer(pause)
+			select {
+			case <-ctx.Done():
+				timer.Stop()
+				return nil, t.ctxError(ctx, err)
+			case <-timer.C:
+			}
+			pause = min(2*pause, 500*time.Millisecond)
+		} else if stopped++; stopped > maxResends {
 			return v, err
 		}
 		t.stats.rerouted.Add(1)
-		t.log.Debug("server stopping; sending the call to another one", "key", rt.key, "host", host)
-		t.routes.exclude(rt.key, host)
+		t.log.Debug("the call did not run; sending it again", "key", rt.key, "host", nr.host, "err", err)
 	}
 }
 
-// callOnce sends one CALL on rt and waits for its reply. host is set when
-// the server answered StoppingFailure (the call did not run there).
-func (t *Transport) callOnce(ctx context.Context, rt *route, payload []byte, opts messaging.SendOptions) (_ any, host string, _ error) {
+// notRun tells why a CALL did not run, and where.
+type notRun struct {
+	host        string // the route's host or identity
+	unreachable bool   // a proxy had no connection to it (else it was stopping)
+}
+
+// callOnce sends one CALL on rt and waits for its reply; nr is set when
+// the answer says the call did not run.
+func (t *Transport) callOnce(ctx context.Context, rt *route, payload []byte, opts messaging.SendOptions) (_ any, nr *notRun, _ error) {
 	id := t.ids.next()
 	deadline, _ := ctx.Deadline()
 	ch := t.calls.add(id)
@@ -139,7 +161,7 @@ func (t *Transport) callOnce(ctx context.Context, rt *route, payload []byte, opt
 	if t.cfg.UseRouterProxy {
 		if err := t.proxies.wait(ctx); err != nil {
 			t.calls.remove(id)
-			return nil, "", t.ctxError(ctx, err)
+			return nil, nil, t.ctxError(ctx, err)
 		}
 		picked = rt.pick()
 		frames := wire.ProxyRequest(wire.Call, []byte(picked), id, payload)
@@ -166,28 +188,28 @@ func (t *Transport) callOnce(ctx context.Context, rt *route, payload []byte, opt
 	}
 	if err != nil {
 		t.calls.remove(id)
-		return nil, "", messaging.ErrClosed
+		return nil, nil, messaging.ErrClosed
 	}
 	select {
 	case r := <-ch:
 		t.calls.release(ch)
 		if r.err != nil {
-			return nil, "", r.err
+			return nil, nil, r.err
 		}
 		v, err := t.decodeReply(r.payload)
 		t.calls.releasePayload(r)
 		var re *messaging.RemoteError
 		if errors.As(err, &re) {
-			if h, ok := messaging.IsStopping(&re.Failure); ok {
+			if h, ok := messaging.NotRun(&re.Failure); ok {
 				// In proxy mode the identity picked is what the
 				// route holds, whatever the server called itself.
-				return nil, cmp.Or(picked, h), err
+				return nil, &notRun{host: cmp.Or(picked, h), unreachable: re.Class == messaging.UnreachableClass}, err
 			}
 		}
-		return v, "", err
+		return v, nil, err
 	case <-ctx.Done():
 		t.calls.remove(id)
-		return nil, "", t.ctxError(ctx, nil)
+		return nil, nil, t.ctxError(ctx, nil)
 	}
 }
 

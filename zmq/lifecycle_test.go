@@ -2,12 +2,14 @@ package zmq
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/oslozmq/fabric/config"
+	"github.com/oslozmq/fabric/matchmaker"
 	"github.com/oslozmq/fabric/matchmaker/dummy"
 	"github.com/oslozmq/fabric/messaging"
 )
@@ -249,5 +251,50 @@ func TestRestartOfTheOnlyServer(t *testing.T) {
 				t.Errorf("Stop = %v", err)
 			}
 		})
+	}
+}
+
+// TestProxyAnswersUnroutableCalls: a CALL for a server identity no proxy
+// is connected to (registered, but gone: a paused or dead host) is
+// answered ServerUnreachable by the proxy, and the client sends it to
+// another server at once instead of waiting for its timeout.
+func TestProxyAnswersUnroutableCalls(t *testing.T) {
+	cfg := proxyConfig(false)
+	mm := dummy.New()
+	var proxies []*testProxy
+	for range 3 {
+		proxies = append(proxies, startProxy(t, cfg, mm, false))
+	}
+	srv := newTransport(t, cfg, mm)
+	cli := newTransport(t, cfg, mm)
+	startServers(t, srv, "ghosts", "s1")
+	ghost := "127.0.0.1/ghosts/gone/00000000-0000-4000-8000-000000000000"
+	if err := mm.Register(context.Background(), matchmaker.Target{Topic: "ghosts", Server: "gone"}, ghost, matchmaker.Dealer, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	topic := messaging.Target{Topic: "ghosts"}
+	for i := range 20 {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		res, err := cli.Call(ctx, topic, msg("echo", fmt.Sprint(i)), messaging.SendOptions{})
+		cancel()
+		if err != nil || res != fmt.Sprintf("s1:%d", i) {
+			t.Fatalf("call %d = %v, %v; want s1's answer", i, res, err)
+		}
+	}
+	var answered uint64
+	for _, p := range proxies {
+		answered += p.p.Stats().UnroutableAnswered
+	}
+	if answered == 0 {
+		t.Error("no proxy answered a call for the ghost identity")
+	}
+	t.Logf("proxies answered %d unroutable calls; the client rerouted %d", answered, cli.Stats().Rerouted)
+
+	// A call for the ghost alone fails at its deadline, not before.
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	_, err := cli.Call(ctx, messaging.Target{Topic: "ghosts", Server: "gone"}, msg("echo", "x"), messaging.SendOptions{})
+	if !errors.Is(err, messaging.ErrTimeout) {
+		t.Errorf("call for the ghost alone: %v, want a timeout", err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/oslozmq/fabric/messaging"
 	"github.com/oslozmq/fabric/zmq/internal/zsock"
 	"github.com/oslozmq/fabric/zmq/wire"
 )
@@ -68,11 +69,15 @@ type engine struct {
 
 	nextWarn   time.Time
 	suppressed int
+
+	// codec encodes the failure an unroutable CALL is answered with.
+	codec wire.Codec
 }
 
-func newEngine(s *sockets, usePubSub, ackPubSub bool, log *slog.Logger, stats *counters) *engine {
+func newEngine(s *sockets, usePubSub, ackPubSub bool, codec wire.Codec, log *slog.Logger, stats *counters) *engine {
 	e := &engine{
-		fe: s.fe, be: s.be, pub: s.pub,
+		codec: codec,
+		fe:    s.fe, be: s.be, pub: s.pub,
 		usePubSub: usePubSub,
 		ackPubSub: ackPubSub,
 		// The level is fixed for the process (--debug), so it is read once
@@ -124,6 +129,9 @@ func (e *engine) handle(from origin, in [][]byte, err error) {
 	if err := dst.Send(out, zsock.DontWait); err != nil {
 		// out[0] is the routing key the ROUTER did not know.
 		e.drop(from, sendReason(err), err, out[0])
+		if typ == wire.Call && from == fromFrontend && errors.Is(err, zsock.ErrHostUnreachable) {
+			e.answerUnroutable(out)
+		}
 		return
 	}
 	e.stats.routed[typ].Add(1)
@@ -146,6 +154,29 @@ func (e *engine) ackPublished(client, id []byte) {
 		return
 	}
 	e.stats.pubSubAcks.Add(1)
+}
+
+// answerUnroutable answers a CALL for a server that is not connected
+// with UnreachableFailure, as that server's reply would come (reference
+// P3'), so that the client learns at once that it was not delivered and
+// sends it elsewhere (docs/lifecycle.md); a Python client gets the failure
+// instead of waiting for its timeout. out is a forwarded CALL: server,
+// "", "1.0", client, type, id, payload.
+func (e *engine) answerUnroutable(out [][]byte) {
+	fs, err := messaging.MarshalFailure(messaging.UnreachableFailure(string(out[0])))
+	var payload []byte
+	if err == nil {
+		payload, err = e.codec.EncodeReply(nil, fs)
+	}
+	if err == nil {
+		reply := [][]byte{out[3], {}, []byte(wire.Version), out[0], []byte{'0' + byte(wire.Reply)}, out[5], payload}
+		err = e.fe.Send(reply, zsock.DontWait)
+	}
+	if err != nil {
+		e.drop(fromBackend, sendReason(err), err, out[3])
+		return
+	}
+	e.stats.unroutableAnswered.Add(1)
 }
 
 func sendReason(err error) string {

@@ -216,7 +216,8 @@ func TestHandleAllocs(t *testing.T) {
 		}
 	}
 	p := &Proxy{}
-	e := newEngine(&sockets{fe: fe, be: be, pub: pub, feIdentity: []byte("proxy")}, true, true,
+	codec, _ := wire.NewCodec("json")
+	e := newEngine(&sockets{fe: fe, be: be, pub: pub, feIdentity: []byte("proxy")}, true, true, codec,
 		slog.New(slog.NewTextHandler(io.Discard, nil)), &p.stats)
 
 	in := frames("client", "", "1.0", "1", "server", "id", "payload")

@@ -51,12 +51,15 @@ var peerLabels = [...]string{peersFrontend: "frontend", peersBackend: "backend",
 // counters are written by the loop goroutine with atomic adds only, and
 // read by the collector and Stats.
 type counters struct {
-	routed        [wire.Ack + 1]atomic.Uint64
-	published     [wire.Ack + 1]atomic.Uint64
-	dropped       [len(dropReasons)]atomic.Uint64
-	pubSubAcks    atomic.Uint64
-	peers         [len(peerLabels)]atomic.Int64
-	registrations [2]atomic.Uint64 // [0] succeeded, [1] failed
+	routed     [wire.Ack + 1]atomic.Uint64
+	published  [wire.Ack + 1]atomic.Uint64
+	dropped    [len(dropReasons)]atomic.Uint64
+	pubSubAcks atomic.Uint64
+	// unroutableAnswered: CALLs for a server not connected, answered
+	// UnreachableFailure.
+	unroutableAnswered atomic.Uint64
+	peers              [len(peerLabels)]atomic.Int64
+	registrations      [2]atomic.Uint64 // [0] succeeded, [1] failed
 }
 
 // drop counts one dropped message; an unknown reason counts as malformed.
@@ -81,6 +84,10 @@ type Stats struct {
 	Dropped map[string]uint64
 	// PubSubAcks counts the ACKs the proxy sent for published messages.
 	PubSubAcks uint64
+	// UnroutableAnswered counts the CALLs for a server that is not
+	// connected that the proxy answered with UnreachableFailure (each is
+	// also counted as dropped, unroutable).
+	UnroutableAnswered uint64
 	// Peers counts connected peers by socket: frontend, backend (double
 	// mode only) and publisher.
 	Peers map[string]int64
@@ -97,6 +104,7 @@ func (p *Proxy) Stats() Stats {
 		Published:            map[string]uint64{},
 		Dropped:              map[string]uint64{},
 		PubSubAcks:           c.pubSubAcks.Load(),
+		UnroutableAnswered:   c.unroutableAnswered.Load(),
 		Peers:                map[string]int64{},
 		Registrations:        c.registrations[0].Load(),
 		RegistrationFailures: c.registrations[1].Load(),
@@ -125,7 +133,7 @@ type collector struct {
 	c      *counters
 	double bool
 
-	routed, published, dropped, acks, peers, registrations *prometheus.Desc
+	routed, published, dropped, acks, unroutable, peers, registrations *prometheus.Desc
 }
 
 func newCollector(c *counters, double bool) *collector {
@@ -140,6 +148,8 @@ func newCollector(c *counters, double bool) *collector {
 			"Messages dropped, by reason.", []string{"reason"}, nil),
 		acks: prometheus.NewDesc("oslo_zmq_proxy_pubsub_acks_sent_total",
 			"ACKs sent to clients for published messages (ack_pub_sub).", nil, nil),
+		unroutable: prometheus.NewDesc("oslo_zmq_proxy_unroutable_calls_answered_total",
+			"CALLs for a server that is not connected, answered with a ServerUnreachable failure.", nil, nil),
 		peers: prometheus.NewDesc("oslo_zmq_proxy_connected_peers",
 			"Peers connected to each socket (frontend, backend in double mode, publisher).", []string{"socket"}, nil),
 		registrations: prometheus.NewDesc("oslo_zmq_proxy_registrations_total",
@@ -148,7 +158,7 @@ func newCollector(c *counters, double bool) *collector {
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.routed, c.published, c.dropped, c.acks, c.peers, c.registrations} {
+	for _, d := range []*prometheus.Desc{c.routed, c.published, c.dropped, c.acks, c.unroutable, c.peers, c.registrations} {
 		ch <- d
 	}
 }
@@ -167,6 +177,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.dropped, c.c.dropped[i].Load(), r)
 	}
 	counter(c.acks, c.c.pubSubAcks.Load())
+	counter(c.unroutable, c.c.unroutableAnswered.Load())
 	counter(c.registrations, c.c.registrations[0].Load(), "ok")
 	counter(c.registrations, c.c.registrations[1].Load(), "failed")
 	for i, l := range peerLabels {

@@ -242,6 +242,18 @@ func TestMalformedBarrage(t *testing.T) {
 			want[m.reason] += 2
 		}
 	}
+	// The client's CALL for an identity nobody has is answered
+	// ServerUnreachable (docs/lifecycle.md); the server's is only dropped.
+	for i := range rounds {
+		res, err := wire.ParseProxyResponse(client.mustRecv())
+		if err != nil || res.Type != wire.Reply || string(res.ID) != "id" || string(res.ReplyID) != "nobody-has-this-identity" ||
+			!strings.Contains(string(res.Payload), "ServerUnreachable") {
+			t.Fatalf("answer %d to an unroutable call: %+v, %v", i, res, err)
+		}
+	}
+	if n := p.Stats().UnroutableAnswered; n != rounds {
+		t.Errorf("UnroutableAnswered = %d, want %d", n, rounds)
+	}
 	// Each peer's messages are handled in order, so once this call has gone
 	// both ways every bad message before it has been counted.
 	callRoundTrip(t, client, server, "still-serving")

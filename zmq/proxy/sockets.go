@@ -8,6 +8,7 @@ import (
 	"strconv"
 
 	"github.com/oslozmq/fabric/zmq/internal/zsock"
+	"github.com/oslozmq/fabric/zmq/wire"
 )
 
 // sockets are the proxy's sockets; the loop goroutine owns them.
@@ -74,7 +75,11 @@ func (p *Proxy) open(zctx *zsock.Context, loop *zsock.Loop) (s *sockets, err err
 		return s, err
 	}
 
-	e := newEngine(s, p.cfg.UsePubSub, p.cfg.Proxy.AckPubSub, p.log, &p.stats)
+	codec, err := wire.NewCodec(p.cfg.Serialization)
+	if err != nil {
+		return s, fmt.Errorf("proxy: rpc_zmq_serialization: %w", err)
+	}
+	e := newEngine(s, p.cfg.UsePubSub, p.cfg.Proxy.AckPubSub, codec, p.log, &p.stats)
 	s.poll(loop, s.fe, func(frames [][]byte, err error) { e.handle(fromFrontend, frames, err) })
 	if p.mode == ModeDouble {
 		s.poll(loop, s.be, func(frames [][]byte, err error) { e.handle(fromBackend, frames, err) })
