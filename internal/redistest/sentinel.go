@@ -45,7 +45,8 @@ func StartGroup(t testing.TB, replicas, sentinels int, opts ...Option) *Group {
 		o(&cfg)
 	}
 	g := &Group{password: cfg.password}
-	dataOpts := append([]Option{WithArgs("--databases", strconv.Itoa(Databases))}, opts...)
+	// No 5 s wait for more replicas before a full sync (Redis 7 default).
+	dataOpts := append([]Option{WithArgs("--databases", strconv.Itoa(Databases), "--repl-diskless-sync-delay", "0")}, opts...)
 	master := Start(t, dataOpts...)
 	g.Servers = append(g.Servers, master)
 	for range replicas {
@@ -59,7 +60,7 @@ func StartGroup(t testing.TB, replicas, sentinels int, opts ...Option) *Group {
 	// The Sentinels learn the replicas from the master's INFO, read every
 	// 10 s once they run: start them after the replicas are in sync.
 	waitFor(t, fmt.Sprintf("%d replicas in sync with %s", replicas, master.Addr()), func() error {
-		return inSync(master, g.Servers[1:])
+		return inSync(master, g.Servers[1:], false) // nothing to acknowledge yet
 	})
 	quorum := sentinels/2 + 1
 	var conf strings.Builder
@@ -86,6 +87,9 @@ func StartGroup(t testing.TB, replicas, sentinels int, opts ...Option) *Group {
 			return nil
 		})
 	}
+	// The Sentinels' hello messages, published on the master, give the
+	// replicas something to acknowledge.
+	waitFor(t, "replicas to acknowledge", func() error { return inSync(master, g.Servers[1:], true) })
 	return g
 }
 
@@ -145,7 +149,7 @@ func (g *Group) Failover(t testing.TB) (*Server, time.Duration) {
 		}
 	}
 	waitFor(t, fmt.Sprintf("%d replicas in sync with the new master %s", len(live), master.Addr()), func() error {
-		return inSync(master, live)
+		return inSync(master, live, true)
 	})
 	return master, named
 }
@@ -178,9 +182,10 @@ func waitFor(t testing.TB, what string, cond func() error) {
 	}
 }
 
-// inSync reports whether master is a master with n replicas, each of which
-// says its link to it is up ("connected": the initial sync is done).
-func inSync(master *Server, replicas []*Server) error {
+// inSync reports whether master is a master with the replicas connected,
+// each of which says its link to it is up ("connected": the initial sync is
+// done) and has acknowledged an offset.
+func inSync(master *Server, replicas []*Server, acked bool) error {
 	role, err := master.Client().Do(context.Background(), "ROLE").Slice()
 	if err != nil {
 		return err
@@ -188,8 +193,16 @@ func inSync(master *Server, replicas []*Server) error {
 	if len(role) < 3 || role[0] != "master" {
 		return fmt.Errorf("ROLE of %s: %v", master.Addr(), role)
 	}
-	if got, _ := role[2].([]any); len(got) != len(replicas) {
+	got, _ := role[2].([]any)
+	if len(got) != len(replicas) {
 		return fmt.Errorf("%s has %d replicas connected, want %d", master.Addr(), len(got), len(replicas))
+	}
+	// A replica acknowledges its offset every second; until its first
+	// acknowledgement a WAIT may time out on it.
+	for _, r := range got {
+		if r, _ := r.([]any); acked && (len(r) < 3 || fmt.Sprint(r[2]) == "0") {
+			return fmt.Errorf("replica %v of %s has acknowledged nothing yet", r, master.Addr())
+		}
 	}
 	for _, r := range replicas {
 		role, err := r.Client().Do(context.Background(), "ROLE").Slice()

@@ -149,6 +149,17 @@ func New(ctx context.Context, opts Options) (*Matchmaker, error) {
 		m.readDelay = max(opts.ReadDelay, 0)
 	}
 	for _, sv := range servers {
+		in := &instance{name: sv.Addr}
+		var onConnect func(context.Context, *goredis.Conn) error
+		if len(servers) > 1 {
+			onConnect = func(ctx context.Context, cn *goredis.Conn) error {
+				m.commands.Add(1)
+				if info, err := cn.Info(ctx, "server").Result(); err == nil {
+					m.sawRunID(in, infoField(info, "run_id"))
+				}
+				return nil // the command that dialed reports any outage
+			}
+		}
 		c := goredis.NewClient(&goredis.Options{
 			Addr:         sv.Addr,
 			Password:     sv.Password,
@@ -171,8 +182,10 @@ func New(ctx context.Context, opts Options) (*Matchmaker, error) {
 			MaintNotificationsConfig: &maintnotifications.Config{
 				Mode: maintnotifications.ModeDisabled,
 			},
+			OnConnect: onConnect,
 		})
-		m.insts = append(m.insts, &instance{name: sv.Addr, writer: c, reader: c})
+		in.writer, in.reader = c, c
+		m.insts = append(m.insts, in)
 	}
 	return m, m.start(ctx)
 }
@@ -242,6 +255,7 @@ type instance struct {
 	mu      sync.Mutex
 	up      bool      // its last command succeeded
 	readyAt time.Time // when it may be read, once up
+	runID   string    // INFO server run_id: a new one is a restarted server
 }
 
 // Commands returns how many Redis commands the matchmaker has issued, each
@@ -602,8 +616,12 @@ func (m *Matchmaker) fetch(ctx context.Context, key string) ([]string, error) {
 		return m.fetchFrom(ctx, m.insts[0], key)
 	}
 	var errs []error
-	for _, in := range m.readOrder() {
+	order, ready := m.readOrder()
+	for i, in := range order {
 		live, err := m.fetchFrom(ctx, in, key)
+		if err == nil && i < ready && !in.ready(time.Now()) {
+			continue // it restarted under this very read (sawRunID)
+		}
 		if err == nil {
 			m.instUp(in)
 			return live, nil
@@ -618,16 +636,17 @@ func (m *Matchmaker) fetch(ctx context.Context, key string) ([]string, error) {
 }
 
 // readOrder lists the instances ready ones first, then those up but not
-// yet ready, then those down, each group in the configured order.
-func (m *Matchmaker) readOrder() []*instance {
+// yet ready, then those down, each group in the configured order, and says
+// how many are ready.
+func (m *Matchmaker) readOrder() ([]*instance, int) {
 	now := time.Now()
 	var ready, notReady, down []*instance
 	for _, in := range m.insts {
 		in.mu.Lock()
-		up, readyAt := in.up, in.readyAt
+		up := in.up
 		in.mu.Unlock()
 		switch {
-		case up && !now.Before(readyAt):
+		case in.ready(now):
 			ready = append(ready, in)
 		case up:
 			notReady = append(notReady, in)
@@ -635,7 +654,14 @@ func (m *Matchmaker) readOrder() []*instance {
 			down = append(down, in)
 		}
 	}
-	return append(append(ready, notReady...), down...)
+	return append(append(ready, notReady...), down...), len(ready)
+}
+
+// ready reports whether the instance is up and past its read delay.
+func (in *instance) ready(now time.Time) bool {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.up && !now.Before(in.readyAt)
 }
 
 func (m *Matchmaker) fetchFrom(ctx context.Context, in *instance, key string) ([]string, error) {
@@ -675,6 +701,26 @@ func (m *Matchmaker) instDown(in *instance, err error) {
 	in.mu.Unlock()
 	if was && len(m.insts) > 1 {
 		m.log.Warn("redis matchmaker: server unavailable, using the others", "addr", in.name, "err", err)
+	}
+}
+
+// sawRunID notes the run_id of a new connection to one of several servers.
+// A server restarted between two commands fails none of them (go-redis
+// redials), but its data set is new: it is read only after the read delay.
+func (m *Matchmaker) sawRunID(in *instance, id string) {
+	if id == "" {
+		return
+	}
+	in.mu.Lock()
+	restarted := in.runID != "" && in.runID != id
+	in.runID = id
+	if restarted {
+		in.readyAt = time.Now().Add(m.readDelay)
+	}
+	in.mu.Unlock()
+	if restarted {
+		m.log.Info("redis matchmaker: server restarted, written now, read after the read delay",
+			"addr", in.name, "read_delay", m.readDelay)
 	}
 }
 
@@ -739,6 +785,16 @@ func causedBy(ctxErr, err error) error {
 		return err
 	}
 	return fmt.Errorf("%w: %w", ctxErr, err)
+}
+
+// infoField returns a field of an INFO reply ("name:value" lines), or "".
+func infoField(info, name string) string {
+	for line := range strings.Lines(info) {
+		if v, ok := strings.CutPrefix(line, name+":"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
 }
 
 // isDataError reports a reply that says the data is wrong, not that Redis is

@@ -21,9 +21,15 @@ import (
 	mmredis "github.com/oslozmq/fabric/matchmaker/redis"
 )
 
-// DefaultSyncReplicas bounds how long a registration waits for the
-// replicas to have it (see Options.SyncReplicas).
-const DefaultSyncReplicas = 250 * time.Millisecond
+const (
+	// DefaultTimeout replaces a zero Options.Timeout: mmredis's bound on
+	// the message path, doubled, as a write also waits for the replicas.
+	DefaultTimeout = 2 * mmredis.DefaultTimeout
+	// DefaultSyncReplicas bounds how long a registration waits for the
+	// replicas to have it (see Options.SyncReplicas). The wait ends as soon
+	// as they have it, within milliseconds on a LAN.
+	DefaultSyncReplicas = DefaultTimeout / 2
+)
 
 // Options configure New.
 type Options struct {
@@ -39,7 +45,7 @@ type Options struct {
 	// DB selects a Redis database other than 0 (tests share a group).
 	DB int
 	// Timeout bounds each dial, read and write, to the Sentinels too; zero
-	// or less means mmredis.DefaultTimeout.
+	// or less means DefaultTimeout.
 	Timeout time.Duration
 	// SyncReplicas is how long a registration waits, at most, for the
 	// master's connected replicas to have it, so that a lookup on a replica
@@ -68,7 +74,7 @@ func New(ctx context.Context, opts Options) (*mmredis.Matchmaker, error) {
 	}
 	timeout := opts.Timeout
 	if timeout <= 0 {
-		timeout = mmredis.DefaultTimeout
+		timeout = DefaultTimeout
 	}
 	sync := opts.SyncReplicas
 	switch {

@@ -188,3 +188,53 @@ func TestMain(m *testing.M) {
 	mmredis.LogLibraryToDebug() // go-redis logs every refused dial of an outage
 	m.Run()
 }
+
+// A server that registers while the master is dead is found by a client
+// once the Sentinels have named a new master; the test logs how long that
+// took (docs/matchmaker.md). Real servers retry a failed registration every
+// 5 s (zmq/server.go), which rounds that figure up.
+func TestNewServerFoundAfterFailover(t *testing.T) {
+	g := redistest.StartGroup(t, 2, 3)
+	server, client := newMM(t, g, 0), newMM(t, g, 0)
+	ctx := context.Background()
+	known := matchmaker.Target{Topic: "compute", Server: "known"}
+	if err := server.Register(ctx, known, "127.0.0.1:1", matchmaker.Router, expire); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.Hosts(ctx, known, matchmaker.Router); err != nil {
+		t.Fatal(err)
+	}
+	g.Master(t).Stop()
+	killed := time.Now()
+	fresh := matchmaker.Target{Topic: "compute", Server: "new"}
+	var failed int
+	deadline := killed.Add(30 * time.Second)
+	for {
+		err := server.Register(ctx, fresh, "127.0.0.1:2", matchmaker.Router, expire)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, matchmaker.ErrUnavailable) {
+			t.Fatalf("Register during the failover: %v, want ErrUnavailable", err)
+		}
+		failed++
+		// The known server stays known meanwhile, from the cache or a replica.
+		if got, err := client.Hosts(ctx, known, matchmaker.Router); err != nil || len(got) != 1 {
+			t.Fatalf("Hosts of the known server during the failover = %q, %v", got, err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no registration 30 s after the master was killed: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond) // retry interval of a bounded wait on the Sentinels
+	}
+	registered := time.Since(killed)
+	got, err := client.Hosts(ctx, fresh, matchmaker.Router)
+	if err != nil || !slices.Equal(got, []string{"127.0.0.1:2"}) {
+		t.Fatalf("Hosts of the new server = %q, %v", got, err)
+	}
+	t.Logf("master killed: registrations failed %d times, the first one after %v, found by the client at once (down-after %v)",
+		failed, registered.Round(10*time.Millisecond), redistest.DownAfter)
+	if failed == 0 {
+		t.Error("no registration failed while the master was dead")
+	}
+}
