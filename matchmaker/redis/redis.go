@@ -160,34 +160,39 @@ func New(ctx context.Context, opts Options) (*Matchmaker, error) {
 				return nil // the command that dialed reports any outage
 			}
 		}
-		c := goredis.NewClient(&goredis.Options{
-			Addr:         sv.Addr,
-			Password:     sv.Password,
-			Protocol:     2, // as the Python driver; no RESP3 push machinery needed
-			DialTimeout:  orDefault(opts.DialTimeout),
-			ReadTimeout:  orDefault(opts.ReadTimeout),
-			WriteTimeout: orDefault(opts.WriteTimeout),
-			// One dial per attempt and one quick retry (for a connection that
-			// died with a restarted Redis): a dead Redis costs at most two
-			// timeouts, about a second with the defaults.
-			DialerRetries:   1,
-			MaxRetries:      1,
-			MinRetryBackoff: 10 * time.Millisecond,
-			MaxRetryBackoff: 50 * time.Millisecond,
-			// Pipelines share the main pool, so that a single pool decides
-			// when an outage starts and ends.
-			PipelinePoolSize:      -1,
-			ContextTimeoutEnabled: true,
-			DisableIdentity:       true,
-			MaintNotificationsConfig: &maintnotifications.Config{
-				Mode: maintnotifications.ModeDisabled,
-			},
-			OnConnect: onConnect,
-		})
+		o := Tuning()
+		o.Addr, o.Password = sv.Addr, sv.Password
+		o.DialTimeout = orDefault(opts.DialTimeout)
+		o.ReadTimeout = orDefault(opts.ReadTimeout)
+		o.WriteTimeout = orDefault(opts.WriteTimeout)
+		o.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
+		o.OnConnect = onConnect
+		c := goredis.NewClient(&o)
 		in.writer, in.reader = c, c
 		m.insts = append(m.insts, in)
 	}
 	return m, m.start(ctx)
+}
+
+// Tuning is the protocol, retry and pool policy of every go-redis client
+// of the matchmaker; matchmaker/sentinel copies it into its failover
+// clients.
+func Tuning() goredis.Options {
+	return goredis.Options{
+		Protocol: 2, // as the Python driver; no RESP3 push machinery needed
+		// One dial per attempt and one quick retry (for a connection that
+		// died with a restarted Redis, or a master that just died): a dead
+		// Redis costs at most two timeouts, about a second with the defaults.
+		DialerRetries:   1,
+		MaxRetries:      1,
+		MinRetryBackoff: 10 * time.Millisecond,
+		MaxRetryBackoff: 50 * time.Millisecond,
+		// Pipelines share the main pool, so that a single pool decides
+		// when an outage starts and ends.
+		PipelinePoolSize:      -1,
+		ContextTimeoutEnabled: true,
+		DisableIdentity:       true,
+	}
 }
 
 // NewWithClients is New for a data set the caller reaches through its own

@@ -86,6 +86,7 @@ func New(ctx context.Context, opts Options) (*mmredis.Matchmaker, error) {
 	if sync >= timeout {
 		sync = timeout / 2 // a WAIT must end before the read times out
 	}
+	t := mmredis.Tuning()
 	client := func(replicaOnly bool) *goredis.Client {
 		return goredis.NewFailoverClient(&goredis.FailoverOptions{
 			MasterName:    opts.Group,
@@ -93,19 +94,14 @@ func New(ctx context.Context, opts Options) (*mmredis.Matchmaker, error) {
 			ReplicaOnly:   replicaOnly, // falls back to the master without replicas
 			Password:      opts.Password,
 			DB:            opts.DB,
-			Protocol:      2,
 			DialTimeout:   timeout,
 			ReadTimeout:   timeout,
 			WriteTimeout:  timeout,
-			// As mmredis.New: one quick retry, for a connection to a master
-			// that just died; the retry dials whatever the Sentinels name.
-			DialerRetries:         1,
-			MaxRetries:            1,
-			MinRetryBackoff:       10 * time.Millisecond,
-			MaxRetryBackoff:       50 * time.Millisecond,
-			PipelinePoolSize:      -1,
-			ContextTimeoutEnabled: true,
-			DisableIdentity:       true,
+			// A retry dials whatever the Sentinels name now.
+			Protocol: t.Protocol, DialerRetries: t.DialerRetries, MaxRetries: t.MaxRetries,
+			MinRetryBackoff: t.MinRetryBackoff, MaxRetryBackoff: t.MaxRetryBackoff,
+			PipelinePoolSize: t.PipelinePoolSize, ContextTimeoutEnabled: t.ContextTimeoutEnabled,
+			DisableIdentity: t.DisableIdentity,
 		})
 	}
 	return mmredis.NewWithClients(ctx, mmredis.Clients{
