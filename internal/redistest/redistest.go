@@ -20,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -46,6 +47,8 @@ type config struct {
 	password string
 	args     []string // extra redis-server arguments
 	sentinel string   // Sentinel mode: the configuration written at first start
+	// downAfter replaces StartGroup's DownAfter.
+	downAfter time.Duration
 }
 
 // WithPassword starts the server with requirepass set to password; Client
@@ -57,6 +60,12 @@ func WithPassword(password string) Option {
 // WithArgs adds redis-server command-line arguments ("--databases", "64").
 func WithArgs(args ...string) Option {
 	return func(c *config) { c.args = append(c.args, args...) }
+}
+
+// WithDownAfter sets a StartGroup's down-after-milliseconds instead of
+// DownAfter: how long its Sentinels take to notice a dead server.
+func WithDownAfter(d time.Duration) Option {
+	return func(c *config) { c.downAfter = d }
 }
 
 // Server is one redis-server process owned by a test. Its methods call
@@ -152,6 +161,27 @@ func (s *Server) Start() {
 	}
 	if err := s.start(); err != nil {
 		s.t.Fatalf("redistest: restart on port %d: %v", s.port, err)
+	}
+}
+
+// Pause stops the process (SIGSTOP) without closing its connections: a
+// server that hangs, which peers notice only by their timeouts. Resume
+// undoes it; the test's end resumes it before the kill.
+func (s *Server) Pause() { s.signal(syscall.SIGSTOP) }
+
+// Resume continues a paused server (SIGCONT).
+func (s *Server) Resume() { s.signal(syscall.SIGCONT) }
+
+func (s *Server) signal(sig syscall.Signal) {
+	s.t.Helper()
+	s.mu.Lock()
+	cmd := s.cmd
+	s.mu.Unlock()
+	if cmd == nil {
+		s.t.Fatalf("redistest: signal %v to a stopped server", sig)
+	}
+	if err := cmd.Process.Signal(sig); err != nil {
+		s.t.Fatalf("redistest: signal %v: %v", sig, err)
 	}
 }
 

@@ -65,7 +65,11 @@ func StartGroup(t testing.TB, replicas, sentinels int, opts ...Option) *Group {
 	quorum := sentinels/2 + 1
 	var conf strings.Builder
 	fmt.Fprintf(&conf, "sentinel monitor %s 127.0.0.1 %d %d\n", GroupName, master.Port(), quorum)
-	fmt.Fprintf(&conf, "sentinel down-after-milliseconds %s %d\n", GroupName, DownAfter.Milliseconds())
+	downAfter := DownAfter
+	if cfg.downAfter > 0 {
+		downAfter = cfg.downAfter
+	}
+	fmt.Fprintf(&conf, "sentinel down-after-milliseconds %s %d\n", GroupName, downAfter.Milliseconds())
 	fmt.Fprintf(&conf, "sentinel failover-timeout %s 10000\n", GroupName)
 	fmt.Fprintf(&conf, "sentinel parallel-syncs %s %d\n", GroupName, max(replicas, 1))
 	if cfg.password != "" {

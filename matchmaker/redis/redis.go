@@ -618,12 +618,19 @@ func (m *Matchmaker) lookup(ctx context.Context, key string) ([]string, error) {
 // down, since an answer that may lack some hosts beats none.
 func (m *Matchmaker) fetch(ctx context.Context, key string) ([]string, error) {
 	if len(m.insts) == 1 {
-		return m.fetchFrom(ctx, m.insts[0], key)
+		in := m.insts[0]
+		live, err := m.fetchFrom(ctx, in.reader, key)
+		if err != nil && in.reader != in.writer && ctx.Err() == nil && !isDataError(err) {
+			// A replica died and the Sentinels do not know yet: the master
+			// answers rather than the cache, or nothing for a new key.
+			live, err = m.fetchFrom(ctx, in.writer, key)
+		}
+		return live, err
 	}
 	var errs []error
 	order, ready := m.readOrder()
 	for i, in := range order {
-		live, err := m.fetchFrom(ctx, in, key)
+		live, err := m.fetchFrom(ctx, in.reader, key)
 		if err == nil && i < ready && !in.ready(time.Now()) {
 			continue // it restarted under this very read (sawRunID)
 		}
@@ -669,16 +676,16 @@ func (in *instance) ready(now time.Time) bool {
 	return in.up && !now.Before(in.readyAt)
 }
 
-func (m *Matchmaker) fetchFrom(ctx context.Context, in *instance, key string) ([]string, error) {
+func (m *Matchmaker) fetchFrom(ctx context.Context, c *goredis.Client, key string) ([]string, error) {
 	m.commands.Add(1)
-	members, err := in.reader.SMembers(ctx, key).Result()
+	members, err := c.SMembers(ctx, key).Result()
 	if err != nil {
 		return nil, err
 	}
 	if len(members) == 0 {
 		return []string{}, nil
 	}
-	p := in.reader.Pipeline()
+	p := c.Pipeline()
 	exists := make([]*goredis.IntCmd, len(members))
 	for i, member := range members {
 		exists[i] = p.Exists(ctx, member)

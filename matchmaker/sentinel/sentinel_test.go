@@ -238,3 +238,27 @@ func TestNewServerFoundAfterFailover(t *testing.T) {
 		t.Error("no registration failed while the master was dead")
 	}
 }
+
+// Replicas that hang (their connections stay open, so the Sentinels
+// notice only after down-after) leave lookups to the master: a key never
+// read before is still found.
+func TestHungReplicasMasterAnswers(t *testing.T) {
+	// The Sentinels must not notice within the test: go-redis would then
+	// leave the replicas out by itself.
+	g := redistest.StartGroup(t, 2, 3, redistest.WithDownAfter(time.Minute))
+	m := newMM(t, g, 0)
+	ctx := context.Background()
+	if _, err := m.Routers(ctx); err != nil { // connections to a replica
+		t.Fatal(err)
+	}
+	for _, r := range g.Servers[1:] {
+		r.Pause()
+		t.Cleanup(r.Resume) // before the kill of redistest's own cleanup
+	}
+	if err := m.Register(ctx, demo, "h", matchmaker.Router, expire); err != nil {
+		t.Fatalf("Register with the replicas hung: %v", err)
+	}
+	if got, err := m.Hosts(ctx, demo, matchmaker.Router); err != nil || !slices.Equal(got, []string{"h"}) {
+		t.Fatalf("Hosts with the replicas hung = %q, %v; want [h] from the master", got, err)
+	}
+}
