@@ -27,6 +27,9 @@ import (
 const (
 	modeDirect = "direct" // zeromq-direct.conf
 	modeProxy  = "proxy"  // zeromq-proxy.conf: router proxies and PUB/SUB
+	// zeromq-sentinel.conf: direct, with a Redis master, two replicas and
+	// three Sentinels (sentinel_test.go)
+	modeSentinel = "sentinel"
 )
 
 // startupTimeout bounds the start of one container, wait strategy included.
@@ -44,6 +47,9 @@ type cluster struct {
 	nodes  map[string]testcontainers.Container
 	ctx    context.Context
 	cancel context.CancelFunc
+	// files are copied into every container: the configuration of a mode
+	// the image may lack, when another tree built it.
+	files []testcontainers.ContainerFile
 }
 
 // startCluster starts the lab of the given mode; everything it creates is
@@ -57,6 +63,7 @@ func startCluster(t *testing.T, env *labEnv, mode string) *cluster {
 		mode:  mode,
 		conf:  "/etc/fabric/zeromq-" + mode + ".conf",
 		nodes: map[string]testcontainers.Container{},
+		files: modeFiles(mode),
 	}
 	// Every wait and every exec of the lab ends with this context.
 	c.ctx, c.cancel = context.WithTimeout(context.Background(), 10*time.Minute)
@@ -71,6 +78,9 @@ func startCluster(t *testing.T, env *labEnv, mode string) *cluster {
 
 	c.startAll(map[string][]string{"redis": {"redis-server", "--bind", "0.0.0.0", "--protected-mode", "no", "--save", "", "--appendonly", "no"}},
 		"Ready to accept connections")
+	if mode == modeSentinel {
+		c.startSentinels()
+	}
 	if mode == modeProxy {
 		cmds := map[string][]string{}
 		for _, p := range []string{"proxy1", "proxy2", "proxy3"} {
@@ -156,6 +166,7 @@ func (c *cluster) start(name string, cmd []string, ready wait.Strategy) error {
 			HostFilePath: c.env.probeBin, ContainerFilePath: "/usr/local/bin/labprobe", FileMode: 0o755,
 		}}
 	}
+	req.Files = append(req.Files, c.files...)
 	ctr, err := testcontainers.GenericContainer(c.ctx, testcontainers.GenericContainerRequest{
 		ContainerRequest: req,
 		Started:          true,

@@ -75,7 +75,8 @@ func TestRegistryHost(t *testing.T) {
 
 func TestComposeServices(t *testing.T) {
 	f := loadCompose(t)
-	want := []string{"client", "compute1", "compute2", "controller", "proxy1", "proxy2", "proxy3", "redis"}
+	want := []string{"client", "compute1", "compute2", "controller", "proxy1", "proxy2", "proxy3", "redis",
+		"redis-replica1", "redis-replica2", "sentinel1", "sentinel2", "sentinel3"}
 	var got []string
 	for name := range f.Services {
 		got = append(got, name)
@@ -101,6 +102,11 @@ func TestComposeServices(t *testing.T) {
 		// The client must work while the lab is broken: `run` would start
 		// or wait for the services one has stopped or paused.
 		{"client", []string{"zmqrpc"}, nil},
+		{"redis-replica1", []string{"redis-server"}, []string{"redis"}},
+		{"redis-replica2", []string{"redis-server"}, []string{"redis"}},
+		{"sentinel1", []string{"sh", "-c"}, []string{"redis", "redis-replica1", "redis-replica2"}},
+		{"sentinel2", []string{"sh", "-c"}, []string{"redis", "redis-replica1", "redis-replica2"}},
+		{"sentinel3", []string{"sh", "-c"}, []string{"redis", "redis-replica1", "redis-replica2"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.service, func(t *testing.T) {
@@ -133,6 +139,10 @@ func TestComposeServices(t *testing.T) {
 			isTool := tt.service == "client"
 			if got := slices.Equal(s.Profiles, []string{"tools"}); got != isTool {
 				t.Errorf("profiles %v; want [tools] only for the client", s.Profiles)
+			}
+			sentinel := strings.HasPrefix(tt.service, "redis-replica") || strings.HasPrefix(tt.service, "sentinel")
+			if got := slices.Equal(s.Profiles, []string{"sentinel"}); got != sentinel {
+				t.Errorf("profiles %v; want [sentinel] only for the replicas and Sentinels", s.Profiles)
 			}
 			if !isTool && (s.Healthcheck == nil || len(s.Healthcheck.Test) < 2) {
 				t.Errorf("no healthcheck")
@@ -174,6 +184,7 @@ func TestComposeModes(t *testing.T) {
 	}{
 		{modeDirect, false, false},
 		{modeProxy, true, true},
+		{modeSentinel, false, false},
 	} {
 		t.Run(mode.name, func(t *testing.T) {
 			file := "zeromq-" + mode.name + ".conf"
@@ -187,7 +198,14 @@ func TestComposeModes(t *testing.T) {
 			if cfg.UseRouterProxy != mode.routerProxy || cfg.UsePubSub != mode.pubSub {
 				t.Errorf("use_router_proxy %v, use_pub_sub %v; want %v, %v", cfg.UseRouterProxy, cfg.UsePubSub, mode.routerProxy, mode.pubSub)
 			}
-			if cfg.Matchmaker != "redis" || len(cfg.Redis.Hosts) != 1 || cfg.Redis.Hosts[0].Host != "redis" {
+			if mode.name == modeSentinel {
+				if cfg.Matchmaker != "sentinel" || strings.Join(cfg.SentinelAddrs(), ",") != "sentinel1:26379,sentinel2:26379,sentinel3:26379" {
+					t.Errorf("matchmaker %q at %v, want sentinel at the three Sentinel services", cfg.Matchmaker, cfg.SentinelAddrs())
+				}
+				if !strings.Contains(string(dockerfile), "deploy/docker/sentinel.conf") {
+					t.Error("the Dockerfile does not copy sentinel.conf")
+				}
+			} else if cfg.Matchmaker != "redis" || len(cfg.Redis.Hosts) != 1 || cfg.Redis.Hosts[0].Host != "redis" {
 				t.Errorf("matchmaker %q at %v, want redis at host redis", cfg.Matchmaker, cfg.Redis.Hosts)
 			}
 			if p := cfg.Proxy; p.FrontendPort != 50001 || p.BackendPort != 50002 || p.PublisherPort != 50003 {

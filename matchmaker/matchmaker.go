@@ -1,8 +1,9 @@
 // Package matchmaker defines how peers of the ZeroMQ driver find each other:
 // servers register the address (direct mode) or socket identity (proxy mode)
 // they listen on under their target, proxies register their sockets, and
-// clients look them up. Implementations live in the dummy (in-process) and
-// redis subpackages; both must pass the contract suite in mmtest.
+// clients look them up. Implementations live in the dummy (in-process),
+// redis (one or several independent servers) and sentinel subpackages; all
+// must pass the contract suite in mmtest (docs/matchmaker.md).
 package matchmaker
 
 import (

@@ -1,6 +1,7 @@
 // Package redistest runs a real redis-server for tests: on a free loopback
 // port, without persistence, killed and reaped when the test ends. It can
 // stop and start the server again on the same port to simulate an outage.
+// StartGroup runs a master, its replicas and Sentinels (sentinel.go).
 //
 // Tests never skip for want of Redis: a missing redis-server fails the test,
 // since integration tests against the real server are part of the contract
@@ -19,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -43,12 +45,27 @@ type Option func(*config)
 
 type config struct {
 	password string
+	args     []string // extra redis-server arguments
+	sentinel string   // Sentinel mode: the configuration written at first start
+	// downAfter replaces StartGroup's DownAfter.
+	downAfter time.Duration
 }
 
 // WithPassword starts the server with requirepass set to password; Client
 // authenticates with it.
 func WithPassword(password string) Option {
 	return func(c *config) { c.password = password }
+}
+
+// WithArgs adds redis-server command-line arguments ("--databases", "64").
+func WithArgs(args ...string) Option {
+	return func(c *config) { c.args = append(c.args, args...) }
+}
+
+// WithDownAfter sets a StartGroup's down-after-milliseconds instead of
+// DownAfter: how long its Sentinels take to notice a dead server.
+func WithDownAfter(d time.Duration) Option {
+	return func(c *config) { c.downAfter = d }
 }
 
 // Server is one redis-server process owned by a test. Its methods call
@@ -58,6 +75,8 @@ type Server struct {
 	bin      string
 	dir      string
 	password string
+	args     []string
+	sentinel string
 	port     int
 	starts   int
 
@@ -82,7 +101,7 @@ func Start(t testing.TB, opts ...Option) *Server {
 	}
 	// TempDir first: its removal is then registered before, so runs after,
 	// our kill.
-	s := &Server{t: t, bin: bin, dir: t.TempDir(), password: cfg.password}
+	s := &Server{t: t, bin: bin, dir: t.TempDir(), password: cfg.password, args: cfg.args, sentinel: cfg.sentinel}
 	t.Cleanup(s.cleanup)
 
 	for attempt := 1; ; attempt++ {
@@ -145,6 +164,33 @@ func (s *Server) Start() {
 	}
 }
 
+// Pause stops the process (SIGSTOP) without closing its connections: a
+// server that hangs, which peers notice only by their timeouts. Resume
+// undoes it; the test's end resumes it before the kill.
+func (s *Server) Pause() { s.signal(syscall.SIGSTOP) }
+
+// Resume continues a paused server (SIGCONT).
+func (s *Server) Resume() { s.signal(syscall.SIGCONT) }
+
+func (s *Server) signal(sig syscall.Signal) {
+	s.t.Helper()
+	s.mu.Lock()
+	cmd := s.cmd
+	s.mu.Unlock()
+	if cmd == nil {
+		s.t.Fatalf("redistest: signal %v to a stopped server", sig)
+	}
+	if err := cmd.Process.Signal(sig); err != nil {
+		s.t.Fatalf("redistest: signal %v: %v", sig, err)
+	}
+}
+
+func (s *Server) running() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cmd != nil
+}
+
 // Restart is Stop then Start: an outage of zero length that loses the data.
 func (s *Server) Restart() {
 	s.t.Helper()
@@ -158,9 +204,13 @@ func (s *Server) Client() *goredis.Client {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.client == nil {
+		password := s.password
+		if s.sentinel != "" {
+			password = ""
+		}
 		s.client = goredis.NewClient(&goredis.Options{
 			Addr:            s.Addr(),
-			Password:        s.password,
+			Password:        password,
 			Protocol:        2,
 			DialTimeout:     time.Second,
 			DisableIdentity: true,
@@ -181,13 +231,25 @@ func (s *Server) start() error {
 	args := []string{
 		"--port", strconv.Itoa(s.port),
 		"--bind", "127.0.0.1",
-		"--save", "",
-		"--appendonly", "no",
 		"--dir", s.dir,
 	}
-	if s.password != "" {
-		args = append(args, "--requirepass", s.password)
+	if s.sentinel != "" {
+		// A Sentinel rewrites its configuration file: written once, kept
+		// across restarts as a real one is.
+		conf := filepath.Join(s.dir, "sentinel.conf")
+		if _, err := os.Stat(conf); err != nil {
+			if err := os.WriteFile(conf, []byte(s.sentinel), 0o600); err != nil {
+				return err
+			}
+		}
+		args = append([]string{conf, "--sentinel"}, args...)
+	} else {
+		args = append(args, "--save", "", "--appendonly", "no")
+		if s.password != "" {
+			args = append(args, "--requirepass", s.password)
+		}
 	}
+	args = append(args, s.args...)
 	cmd := exec.Command(s.bin, args...)
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
@@ -202,7 +264,11 @@ func (s *Server) start() error {
 		close(exited)
 	}()
 
-	if err := waitReady(s.Addr(), s.password, exited); err != nil {
+	password := s.password
+	if s.sentinel != "" {
+		password = "" // Sentinels themselves ask for none
+	}
+	if err := waitReady(s.Addr(), password, exited); err != nil {
 		_ = cmd.Process.Kill()
 		<-exited
 		return fmt.Errorf("%w\n--- %s (tail) ---\n%s", err, logPath, tail(logPath))

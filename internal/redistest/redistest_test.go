@@ -116,3 +116,31 @@ func TestStartFailureShowsLogTail(t *testing.T) {
 		t.Fatalf("error does not carry the log tail: %v", err)
 	}
 }
+
+// A group starts with its replicas in sync and every Sentinel aware of
+// them, and a killed master is replaced by one of its replicas.
+func TestGroupFailover(t *testing.T) {
+	g := StartGroup(t, 2, 3, WithPassword("pw"))
+	old := g.Master(t)
+	if old != g.Servers[0] {
+		t.Fatalf("first master %s, want %s", old.Addr(), g.Servers[0].Addr())
+	}
+	ctx := context.Background()
+	if err := old.Client().Set(ctx, "k", "v", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := old.Client().Do(ctx, "WAIT", 2, 5000).Err(); err != nil {
+		t.Fatal(err)
+	}
+	master, took := g.Failover(t)
+	t.Logf("Sentinels named %s master %v after the kill", master.Addr(), took)
+	if master == old {
+		t.Fatal("the killed master is still the master")
+	}
+	if got, err := master.Client().Get(ctx, "k").Result(); err != nil || got != "v" {
+		t.Fatalf("new master: GET k = %q, %v; want the replicated v", got, err)
+	}
+	if took < DownAfter {
+		t.Errorf("failover in %v, before down-after %v", took, DownAfter)
+	}
+}

@@ -67,6 +67,16 @@ func RunHarness(t *testing.T, newHarness func(t *testing.T) Harness) {
 	}
 }
 
+// Cases returns the names of the suite's subtests, in order: a harness may
+// use their count to act in the middle of the suite (a failover).
+func Cases() []string {
+	names := make([]string, len(cases))
+	for i, c := range cases {
+		names[i] = c.name
+	}
+	return names
+}
+
 // suite carries one subtest's state and its helpers.
 type suite struct {
 	t      *testing.T

@@ -13,6 +13,12 @@
 // the last answer seen for the key, and registrations fail with an error
 // wrapping matchmaker.ErrUnavailable that the caller's periodic
 // re-registration retries.
+//
+// The same code serves the three ways of deploying Redis (docs/matchmaker.md):
+// one server (New), several independent servers written to all and read
+// from the first available and ready one (New with Options.Servers), and a
+// Sentinel-managed master with replicas (NewWithClients, used by
+// matchmaker/sentinel).
 package redis
 
 import (
@@ -68,17 +74,49 @@ type Options struct {
 	WriteTimeout time.Duration
 	// Logger receives the outage and recovery lines; nil means slog.Default().
 	Logger *slog.Logger
+
+	// Servers, when it has more than one entry, replaces Addr and Password:
+	// independent Redis servers (zmq+redis://h1:p1,h2:p2/), every one
+	// written, the first available and ready one read.
+	Servers []Server
+	// ReadDelay is how long a server of Servers that came back after an
+	// outage is written but not read: zmq_target_expire, after which every
+	// peer has registered there again. Zero or less means no delay.
+	ReadDelay time.Duration
+}
+
+// Server is one of several independent Redis servers.
+type Server struct {
+	Addr     string
+	Password string
+}
+
+// Clients are the go-redis clients of one Redis data set that the caller
+// built, as matchmaker/sentinel does for a Sentinel-managed master.
+type Clients struct {
+	// Name identifies the data set in log lines and errors.
+	Name string
+	// Writer takes registrations; Reader lookups (Writer if nil). The
+	// Matchmaker closes both.
+	Writer, Reader *goredis.Client
+	// SyncReplicas, when positive, makes every write wait, up to this long,
+	// until the master's connected replicas have it (ROLE then WAIT), so
+	// that a lookup on a replica right after a registration sees it.
+	SyncReplicas time.Duration
+	// Logger receives the outage and recovery lines; nil means slog.Default().
+	Logger *slog.Logger
 }
 
 // Matchmaker is the Redis registry. It is safe for concurrent use.
 type Matchmaker struct {
-	client   *goredis.Client
-	addr     string
-	log      *slog.Logger
-	avail    matchmaker.Availability
-	commands atomic.Uint64
-	down     atomic.Bool // an outage has been logged and not yet its end
-	closed   atomic.Bool
+	insts     []*instance // one, or several independent servers
+	readDelay time.Duration
+	addr      string // names the data set in logs and errors
+	log       *slog.Logger
+	avail     matchmaker.Availability
+	commands  atomic.Uint64
+	down      atomic.Bool // an outage has been logged and not yet its end
+	closed    atomic.Bool
 
 	closeOnce sync.Once
 	closeErr  error
@@ -91,56 +129,138 @@ type Matchmaker struct {
 // password Redis rejects; an unreachable Redis is logged and the matchmaker
 // starts anyway, since callers serve from cache and retry (reference 3.5).
 func New(ctx context.Context, opts Options) (*Matchmaker, error) {
-	addr := opts.Addr
-	if addr == "" {
-		addr = DefaultAddr
+	servers := opts.Servers
+	if len(servers) <= 1 {
+		addr := opts.Addr
+		if addr == "" {
+			addr = DefaultAddr
+		}
+		servers = []Server{{Addr: addr, Password: opts.Password}}
 	}
-	if err := checkAddr(addr); err != nil {
-		return nil, err
+	addrs := make([]string, len(servers))
+	for i, sv := range servers {
+		if err := checkAddr(sv.Addr); err != nil {
+			return nil, err
+		}
+		addrs[i] = sv.Addr
 	}
-	log := opts.Logger
+	m := newMatchmaker(strings.Join(addrs, ","), opts.Logger)
+	if len(servers) > 1 {
+		m.readDelay = max(opts.ReadDelay, 0)
+	}
+	for _, sv := range servers {
+		in := &instance{name: sv.Addr}
+		var onConnect func(context.Context, *goredis.Conn) error
+		if len(servers) > 1 {
+			onConnect = func(ctx context.Context, cn *goredis.Conn) error {
+				m.commands.Add(1)
+				if info, err := cn.Info(ctx, "server").Result(); err == nil {
+					m.sawRunID(in, infoField(info, "run_id"))
+				}
+				return nil // the command that dialed reports any outage
+			}
+		}
+		o := Tuning()
+		o.Addr, o.Password = sv.Addr, sv.Password
+		o.DialTimeout = orDefault(opts.DialTimeout)
+		o.ReadTimeout = orDefault(opts.ReadTimeout)
+		o.WriteTimeout = orDefault(opts.WriteTimeout)
+		o.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
+		o.OnConnect = onConnect
+		c := goredis.NewClient(&o)
+		in.writer, in.reader = c, c
+		m.insts = append(m.insts, in)
+	}
+	return m, m.start(ctx)
+}
+
+// Tuning is the protocol, retry and pool policy of every go-redis client
+// of the matchmaker; matchmaker/sentinel copies it into its failover
+// clients.
+func Tuning() goredis.Options {
+	return goredis.Options{
+		Protocol: 2, // as the Python driver; no RESP3 push machinery needed
+		// One dial per attempt and one quick retry (for a connection that
+		// died with a restarted Redis, or a master that just died): a dead
+		// Redis costs at most two timeouts, about a second with the defaults.
+		DialerRetries:   1,
+		MaxRetries:      1,
+		MinRetryBackoff: 10 * time.Millisecond,
+		MaxRetryBackoff: 50 * time.Millisecond,
+		// Pipelines share the main pool, so that a single pool decides
+		// when an outage starts and ends.
+		PipelinePoolSize:      -1,
+		ContextTimeoutEnabled: true,
+		DisableIdentity:       true,
+	}
+}
+
+// NewWithClients is New for a data set the caller reaches through its own
+// go-redis clients (a Sentinel-managed master and its replicas). It fails
+// only on a password Redis rejects; the clients are closed then.
+func NewWithClients(ctx context.Context, c Clients) (*Matchmaker, error) {
+	if c.Writer == nil {
+		return nil, errors.New("redis matchmaker: no writer client")
+	}
+	in := &instance{name: c.Name, writer: c.Writer, reader: c.Reader, syncReplicas: c.SyncReplicas}
+	if in.reader == nil {
+		in.reader = in.writer
+	}
+	m := newMatchmaker(c.Name, c.Logger)
+	m.insts = []*instance{in}
+	return m, m.start(ctx)
+}
+
+func newMatchmaker(name string, log *slog.Logger) *Matchmaker {
 	if log == nil {
 		log = slog.Default()
 	}
-	m := &Matchmaker{
-		client: goredis.NewClient(&goredis.Options{
-			Addr:         addr,
-			Password:     opts.Password,
-			Protocol:     2, // as the Python driver; no RESP3 push machinery needed
-			DialTimeout:  orDefault(opts.DialTimeout),
-			ReadTimeout:  orDefault(opts.ReadTimeout),
-			WriteTimeout: orDefault(opts.WriteTimeout),
-			// One dial per attempt and one quick retry (for a connection that
-			// died with a restarted Redis): a dead Redis costs at most two
-			// timeouts, about a second with the defaults.
-			DialerRetries:   1,
-			MaxRetries:      1,
-			MinRetryBackoff: 10 * time.Millisecond,
-			MaxRetryBackoff: 50 * time.Millisecond,
-			// Pipelines share the main pool, so that a single pool decides
-			// when an outage starts and ends.
-			PipelinePoolSize:      -1,
-			ContextTimeoutEnabled: true,
-			DisableIdentity:       true,
-			MaintNotificationsConfig: &maintnotifications.Config{
-				Mode: maintnotifications.ModeDisabled,
-			},
-		}),
-		addr:  addr,
-		log:   log,
-		cache: make(map[string][]string),
+	return &Matchmaker{addr: name, log: log, cache: make(map[string][]string)}
+}
+
+// start PINGs every instance at once: those that answer are available and
+// ready at once (no peer could have registered anywhere else yet, as the
+// Python driver assumed), the others are logged and retried by the writes.
+func (m *Matchmaker) start(ctx context.Context) error {
+	errs := make([]error, len(m.insts))
+	var wg sync.WaitGroup
+	for i, in := range m.insts {
+		wg.Go(func() {
+			m.commands.Add(1)
+			errs[i] = in.writer.Ping(ctx).Err()
+		})
 	}
-	m.commands.Add(1)
-	err := m.client.Ping(ctx).Err()
-	switch {
-	case err == nil:
-	case goredis.IsAuthError(err):
-		m.client.Close()
-		return nil, fmt.Errorf("redis matchmaker %s: authentication failed: %w", addr, err)
-	default:
-		m.noteDown(err)
+	wg.Wait()
+	now := time.Now()
+	up := false
+	for i, in := range m.insts {
+		switch err := errs[i]; {
+		case err == nil:
+			in.up, in.readyAt, up = true, now, true
+		case goredis.IsAuthError(err):
+			m.closeClients()
+			return fmt.Errorf("redis matchmaker %s: authentication failed: %w", in.name, err)
+		default:
+			m.instDown(in, err)
+		}
 	}
-	return m, nil
+	if !up {
+		m.noteDown(errors.Join(errs...))
+	}
+	return nil
+}
+
+// instance is one Redis data set: a standalone server, or a Sentinel
+// group's master (Writer) and replicas (Reader).
+type instance struct {
+	name           string
+	writer, reader *goredis.Client
+	syncReplicas   time.Duration
+
+	mu      sync.Mutex
+	up      bool      // its last command succeeded
+	readyAt time.Time // when it may be read, once up
+	runID   string    // INFO server run_id: a new one is a restarted server
 }
 
 // Commands returns how many Redis commands the matchmaker has issued, each
@@ -267,9 +387,20 @@ func (m *Matchmaker) MarkAvailable(topic, host string) { m.avail.MarkAvailable(t
 func (m *Matchmaker) Close() error {
 	m.closeOnce.Do(func() {
 		m.closed.Store(true)
-		m.closeErr = m.client.Close()
+		m.closeErr = m.closeClients()
 	})
 	return m.closeErr
+}
+
+func (m *Matchmaker) closeClients() error {
+	var errs []error
+	for _, in := range m.insts {
+		errs = append(errs, in.writer.Close())
+		if in.reader != in.writer {
+			errs = append(errs, in.reader.Close())
+		}
+	}
+	return errors.Join(errs...)
 }
 
 var (
@@ -376,18 +507,76 @@ func (m *Matchmaker) remove(ctx context.Context, keys []string, member string) e
 	return nil
 }
 
+// exec runs the pipeline build writes on every instance, at once when there
+// are several: it succeeds if one of them took it (reference 3.5).
 func (m *Matchmaker) exec(ctx context.Context, build func(goredis.Pipeliner)) error {
 	if m.closed.Load() {
 		return ErrClosed
 	}
-	p := m.client.Pipeline()
+	if len(m.insts) == 1 {
+		if err := m.execOn(ctx, m.insts[0], build); err != nil {
+			return err
+		}
+		m.noteUp()
+		return nil
+	}
+	errs := make([]error, len(m.insts))
+	var wg sync.WaitGroup
+	for i, in := range m.insts {
+		wg.Go(func() { errs[i] = m.execOn(ctx, in, build) })
+	}
+	wg.Wait()
+	ok := false
+	for i, in := range m.insts {
+		switch err := errs[i]; {
+		case err == nil:
+			ok = true
+			m.instUp(in)
+		case ctx.Err() == nil && !isDataError(err):
+			m.instDown(in, err)
+		}
+	}
+	if !ok {
+		return errors.Join(errs...)
+	}
+	m.noteUp()
+	return nil
+}
+
+// execOn runs the pipeline on one instance and, for a replicated one, waits
+// until its replicas have the writes.
+func (m *Matchmaker) execOn(ctx context.Context, in *instance, build func(goredis.Pipeliner)) error {
+	p := in.writer.Pipeline()
 	build(p)
+	var role *goredis.Cmd
+	if in.syncReplicas > 0 {
+		role = p.Do(ctx, "ROLE")
+	}
 	m.commands.Add(uint64(p.Len()))
 	if _, err := p.Exec(ctx); err != nil {
 		return err
 	}
-	m.noteUp()
+	if n := connectedReplicas(role); n > 0 {
+		// A replica missing the write only delays its visibility there: the
+		// write itself has succeeded.
+		m.commands.Add(1)
+		_ = in.writer.Wait(ctx, n, in.syncReplicas).Err()
+	}
 	return nil
+}
+
+// connectedReplicas counts the replicas in a master's ROLE reply
+// ["master", offset, [[ip, port, offset], ...]]; 0 for anything else.
+func connectedReplicas(role *goredis.Cmd) int {
+	if role == nil {
+		return 0
+	}
+	reply, ok := role.Val().([]any)
+	if !ok || len(reply) < 3 || reply[0] != "master" {
+		return 0
+	}
+	replicas, _ := reply[2].([]any)
+	return len(replicas)
 }
 
 func (m *Matchmaker) writeFailed(ctx context.Context, op string, keys []string, member string, err error) error {
@@ -424,16 +613,79 @@ func (m *Matchmaker) lookup(ctx context.Context, key string) ([]string, error) {
 	return live, nil
 }
 
+// fetch reads key from the first instance that is available and ready;
+// then, if none answered, from one that is available but not yet ready or
+// down, since an answer that may lack some hosts beats none.
 func (m *Matchmaker) fetch(ctx context.Context, key string) ([]string, error) {
+	if len(m.insts) == 1 {
+		in := m.insts[0]
+		live, err := m.fetchFrom(ctx, in.reader, key)
+		if err != nil && in.reader != in.writer && ctx.Err() == nil && !isDataError(err) {
+			// A replica died and the Sentinels do not know yet: the master
+			// answers rather than the cache, or nothing for a new key.
+			live, err = m.fetchFrom(ctx, in.writer, key)
+		}
+		return live, err
+	}
+	var errs []error
+	order, ready := m.readOrder()
+	for i, in := range order {
+		live, err := m.fetchFrom(ctx, in.reader, key)
+		if err == nil && i < ready && !in.ready(time.Now()) {
+			continue // it restarted under this very read (sawRunID)
+		}
+		if err == nil {
+			m.instUp(in)
+			return live, nil
+		}
+		errs = append(errs, fmt.Errorf("%s: %w", in.name, err))
+		if ctx.Err() != nil || isDataError(err) {
+			break
+		}
+		m.instDown(in, err)
+	}
+	return nil, errors.Join(errs...)
+}
+
+// readOrder lists the instances ready ones first, then those up but not
+// yet ready, then those down, each group in the configured order, and says
+// how many are ready.
+func (m *Matchmaker) readOrder() ([]*instance, int) {
+	now := time.Now()
+	var ready, notReady, down []*instance
+	for _, in := range m.insts {
+		in.mu.Lock()
+		up := in.up
+		in.mu.Unlock()
+		switch {
+		case in.ready(now):
+			ready = append(ready, in)
+		case up:
+			notReady = append(notReady, in)
+		default:
+			down = append(down, in)
+		}
+	}
+	return append(append(ready, notReady...), down...), len(ready)
+}
+
+// ready reports whether the instance is up and past its read delay.
+func (in *instance) ready(now time.Time) bool {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.up && !now.Before(in.readyAt)
+}
+
+func (m *Matchmaker) fetchFrom(ctx context.Context, c *goredis.Client, key string) ([]string, error) {
 	m.commands.Add(1)
-	members, err := m.client.SMembers(ctx, key).Result()
+	members, err := c.SMembers(ctx, key).Result()
 	if err != nil {
 		return nil, err
 	}
 	if len(members) == 0 {
 		return []string{}, nil
 	}
-	p := m.client.Pipeline()
+	p := c.Pipeline()
 	exists := make([]*goredis.IntCmd, len(members))
 	for i, member := range members {
 		exists[i] = p.Exists(ctx, member)
@@ -450,6 +702,52 @@ func (m *Matchmaker) fetch(ctx context.Context, key string) ([]string, error) {
 	}
 	slices.Sort(live)
 	return live, nil
+}
+
+// instDown marks one of several instances down: it is read again only
+// ReadDelay after it is seen up.
+func (m *Matchmaker) instDown(in *instance, err error) {
+	in.mu.Lock()
+	was := in.up
+	in.up = false
+	in.mu.Unlock()
+	if was && len(m.insts) > 1 {
+		m.log.Warn("redis matchmaker: server unavailable, using the others", "addr", in.name, "err", err)
+	}
+}
+
+// sawRunID notes the run_id of a new connection to one of several servers.
+// A server restarted between two commands fails none of them (go-redis
+// redials), but its data set is new: it is read only after the read delay.
+func (m *Matchmaker) sawRunID(in *instance, id string) {
+	if id == "" {
+		return
+	}
+	in.mu.Lock()
+	restarted := in.runID != "" && in.runID != id
+	in.runID = id
+	if restarted {
+		in.readyAt = time.Now().Add(m.readDelay)
+	}
+	in.mu.Unlock()
+	if restarted {
+		m.log.Info("redis matchmaker: server restarted, written now, read after the read delay",
+			"addr", in.name, "read_delay", m.readDelay)
+	}
+}
+
+func (m *Matchmaker) instUp(in *instance) {
+	in.mu.Lock()
+	was := in.up
+	if !was {
+		in.up = true
+		in.readyAt = time.Now().Add(m.readDelay)
+	}
+	in.mu.Unlock()
+	if !was && len(m.insts) > 1 {
+		m.log.Info("redis matchmaker: server available again, written now, read after the read delay",
+			"addr", in.name, "read_delay", m.readDelay)
+	}
 }
 
 // fallback answers a failed lookup from the cache. Only a failure of Redis
@@ -499,6 +797,16 @@ func causedBy(ctxErr, err error) error {
 		return err
 	}
 	return fmt.Errorf("%w: %w", ctxErr, err)
+}
+
+// infoField returns a field of an INFO reply ("name:value" lines), or "".
+func infoField(info, name string) string {
+	for line := range strings.Lines(info) {
+		if v, ok := strings.CutPrefix(line, name+":"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
 }
 
 // isDataError reports a reply that says the data is wrong, not that Redis is

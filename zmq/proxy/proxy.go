@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -280,6 +281,31 @@ func (p *Proxy) watch(ctx context.Context, loop *zsock.Loop) error {
 	}
 }
 
+func supported(mm string) bool {
+	return mm == config.MatchmakerDummy || mm == config.MatchmakerRedis || mm == config.MatchmakerSentinel
+}
+
+// applySentinelURL takes a zmq+sentinel:// URL's hosts as the Sentinels
+// (port 26379 if omitted), its first password as the master's and its
+// virtual host as the group, as the driver's transport_url does.
+func applySentinelURL(c *config.Config, u *config.TransportURL) {
+	if len(u.Hosts) > 0 {
+		c.Redis.SentinelHosts = make([]config.RedisHost, len(u.Hosts))
+		for i, h := range slices.Backward(u.Hosts) {
+			if h.Port == 0 {
+				h.Port = config.DefaultSentinelPort
+			}
+			if h.Password != "" {
+				c.Redis.Password = h.Password // the first one's in the end
+			}
+			c.Redis.SentinelHosts[i] = h
+		}
+	}
+	if u.VirtualHost != "" {
+		c.Redis.SentinelGroup = u.VirtualHost
+	}
+}
+
 // matchmakerConfig returns the settings of the proxy's matchmaker:
 // [zmq_proxy_opts] url applied over cfg's when set. The URL's query is not
 // honoured, as in oslo's proxy (reference 4.5).
@@ -317,12 +343,15 @@ func matchmakerConfig(cfg *config.Config) (*config.Config, error) {
 			}
 			c.Redis.Hosts = hosts
 		}
-		if c.Matchmaker != config.MatchmakerDummy && c.Matchmaker != config.MatchmakerRedis {
+		if c.Matchmaker == config.MatchmakerSentinel {
+			applySentinelURL(&c, u)
+		}
+		if !supported(c.Matchmaker) {
 			return nil, fail("url", u.Redacted(), fmt.Errorf("%w: %s", fromconfig.ErrUnsupported, c.Matchmaker))
 		}
 		return &c, nil
 	}
-	if c.Matchmaker != config.MatchmakerDummy && c.Matchmaker != config.MatchmakerRedis {
+	if !supported(c.Matchmaker) {
 		return nil, &config.Error{Section: "oslo_messaging_zmq", Option: "rpc_zmq_matchmaker", Value: c.Matchmaker,
 			Err: fmt.Errorf("%w by the proxy", fromconfig.ErrUnsupported)}
 	}

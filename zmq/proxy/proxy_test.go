@@ -358,7 +358,6 @@ func TestNewErrors(t *testing.T) {
 		{"local publisher", func(c *config.Config) { c.Proxy.LocalPublisher = true }, "local_publisher"},
 		{"port out of range", func(c *config.Config) { c.Proxy.FrontendPort = 70000 }, "frontend_port"},
 		{"bad url", func(c *config.Config) { c.Proxy.URL = "rabbit://h/" }, "url"},
-		{"sentinel url", func(c *config.Config) { c.Proxy.URL = "zmq+sentinel://h:26379/g" }, "url"},
 		{"bind address", func(c *config.Config) { c.BindAddress = "no-such-interface0" }, "rpc_zmq_bind_address"},
 	}
 	for _, tt := range tests {
@@ -403,6 +402,23 @@ func TestMatchmakerConfig(t *testing.T) {
 		if cfg.Matchmaker != config.MatchmakerDummy || len(cfg.Redis.Hosts) != 1 {
 			t.Errorf("%q: the proxy's configuration was modified", tt.url)
 		}
+	}
+}
+
+// A zmq+sentinel:// url gives the Sentinels, the group and the password.
+func TestMatchmakerConfigSentinel(t *testing.T) {
+	cfg := testConfig(t, true)
+	cfg.Proxy.URL = "zmq+sentinel://s1,:pw@s2:26380/group1"
+	got, err := matchmakerConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addrs := strings.Join(got.SentinelAddrs(), ",")
+	if got.Matchmaker != config.MatchmakerSentinel || addrs != "s1:26379,s2:26380" || got.Redis.SentinelGroup != "group1" || got.Redis.Password != "pw" {
+		t.Errorf("%s %s %s %q", got.Matchmaker, addrs, got.Redis.SentinelGroup, got.Redis.Password)
+	}
+	if len(cfg.Redis.SentinelHosts) != 0 {
+		t.Error("the proxy's configuration was modified")
 	}
 }
 
