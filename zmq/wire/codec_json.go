@@ -4,10 +4,11 @@ import "fmt"
 
 // jsonCodec is oslo's default serialization. Output is compact (no spaces
 // after separators, non-ASCII left as UTF-8): Python's json.loads accepts
-// it (reference 2.2). It gives exactly what encoding/json's Marshal and
-// Unmarshal into an any give (numbers become float64, objects
-// map[string]any), with a faster path of its own (json_encode.go,
-// json_decode.go). It has no state, so it is trivially safe for
+// it (reference 2.2). It reads and writes JSON as Python's json module
+// does (json_decode.go, json_encode.go): objects become map[string]any,
+// integers int64 (uint64 above, *big.Int beyond), other numbers float64,
+// NaN and the infinities included, and each number is written back as
+// the kind it came as. It has no state, so it is trivially safe for
 // concurrent use; its scratch space is pooled.
 type jsonCodec struct{}
 

@@ -206,9 +206,11 @@ func FuzzPayload(f *testing.F) {
 		f.Add(p)
 	}
 	f.Add([]byte("\x92\x80\x82\xa4args\x81\xa1u\xc7\x04\x00abcd\xa6method\xa1m"))
+	seedBombs(f)
 
 	cs := codecs(f)
 	f.Fuzz(func(t *testing.T, p []byte) {
+		checkAllocBound(t, cs, p)
 		for _, c := range cs {
 			// Whatever decodes re-encodes, and the re-encoding is a fixed
 			// point: decoding and encoding it again gives the same bytes.
