@@ -95,6 +95,9 @@ func (e *engine) handle(from origin, in [][]byte, err error) {
 		e.drop(from, reason, err, nil)
 		return
 	}
+	if from == fromFrontend && e.usePubSub && isMultisend(peekType(in)) && e.fanoutToServer(in) {
+		return
+	}
 	out, typ, publish, err := route(in, e.usePubSub)
 	if err != nil {
 		e.drop(from, wire.DropReason(err), err, nil)
@@ -133,6 +136,40 @@ func (e *engine) handle(from origin, in [][]byte, err error) {
 			slog.String("sender", string(out[3])), slog.String("to", string(out[0])),
 			slog.String("msg_id", string(out[5])))
 	}
+}
+
+func isMultisend(t wire.MsgType) bool { return t == wire.CastFanout || t == wire.Notify }
+
+// fanoutToServer forwards a CAST_FANOUT or NOTIFY whose routing key is the
+// identity of a server connected to the back-end, as a CAST would be, and
+// reports whether it took the message (sent or dropped). A client without
+// pub/sub (the Python driver's default) sends one copy per server identity
+// (docs/mixing-with-python.md); published under that identity nobody would
+// receive it. Any other routing key is a topic: the back-end ROUTER, which
+// is mandatory, refuses it at once and in is restored for publishing.
+func (e *engine) fanoutToServer(in [][]byte) bool {
+	out, err := wire.Forward(in)
+	if err != nil {
+		return false // route rejects it with the same error
+	}
+	err = e.be.Send(out, zsock.DontWait)
+	if errors.Is(err, zsock.ErrHostUnreachable) {
+		// Forward swapped frames 0, 3 and 4: put them back.
+		in[0], in[3], in[4] = out[3], out[4], out[0]
+		return false
+	}
+	t := wire.MsgType(out[4][0] - '0')
+	if err != nil {
+		e.drop(fromFrontend, sendReason(err), err, out[0])
+		return true
+	}
+	e.stats.routed[t].Add(1)
+	if e.debug {
+		e.log.LogAttrs(context.Background(), slog.LevelDebug, "dispatched fanout to its server",
+			slog.String("type", t.String()), slog.String("sender", string(out[3])),
+			slog.String("to", string(out[0])), slog.String("msg_id", string(out[5])))
+	}
+	return true
 }
 
 // ackPublished sends the proxy's ACK of a published message to the client

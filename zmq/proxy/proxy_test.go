@@ -493,3 +493,71 @@ func TestQueuePerPeer(t *testing.T) {
 		t.Errorf("queue_full drops not exported: %s", v)
 	}
 }
+
+// A client without pub/sub (the Python driver's default) sends one fanout
+// copy per server identity through a proxy that publishes: each copy goes
+// to its server, as a CAST would, while fanouts to a topic are still
+// published, and a copy for an identity not connected is published too.
+func TestFanoutToServerIdentity(t *testing.T) {
+	p := startProxy(t, testConfig(t, true))
+	a := p.Addresses()
+	zctx := zmqContext(t)
+	client := newPeer(t, zctx, zsock.DEALER, "127.0.0.1/"+newUUID4(), a.Frontend)
+	server := newPeer(t, zctx, zsock.DEALER, "127.0.0.1/compute/"+newUUID4(), a.Backend)
+	link(t, client, server)
+	sub := newPeer(t, zctx, zsock.SUB, "", a.Publisher)
+	subscribe(t, client, sub, "compute")
+	// The warm-up publications of subscribe are counted: start from here.
+	before := p.Stats()
+
+	payload := []byte(`[{},{"method":"m"}]`)
+	for _, typ := range []wire.MsgType{wire.CastFanout, wire.Notify} {
+		id := []byte("to-server-" + typ.String())
+		client.send(wire.ProxyRequest(typ, server.id, id, payload)...)
+		req, err := wire.ParseServerRequest(server.mustRecv())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if req.Type != typ {
+			t.Errorf("server got %v, want %v", req.Type, typ)
+		}
+		mustEqual(t, "reply_id", req.Peer, client.id)
+		mustEqual(t, "id", req.ID, id)
+		mustEqual(t, "payload", req.Payload, payload)
+
+		// To a topic: published, not sent to the server.
+		id = []byte("to-topic-" + typ.String())
+		client.send(wire.ProxyRequest(typ, []byte("compute"), id, payload)...)
+		got, err := wire.ParseSub(sub.mustRecv())
+		if err != nil {
+			t.Fatal(err)
+		}
+		mustEqual(t, "published id", got.ID, id)
+		mustEqual(t, "topic", got.Topic, []byte("compute"))
+	}
+	// A server identity that is not connected: published under it, as
+	// before (a subscriber of that exact name gets it).
+	client.send(wire.ProxyRequest(wire.CastFanout, []byte("compute.gone"), []byte("gone"), payload)...)
+	got, err := wire.ParseSub(sub.mustRecv())
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustEqual(t, "published id", got.ID, []byte("gone"))
+
+	// Nothing else reached the server: the next thing it gets is a call.
+	callRoundTrip(t, client, server, "after")
+	st := p.Stats()
+	for _, tc := range []struct {
+		label             string
+		routed, published uint64
+	}{{"cast_fanout", 1, 2}, {"notify", 1, 1}} {
+		routed := st.Routed[tc.label] - before.Routed[tc.label]
+		published := st.Published[tc.label] - before.Published[tc.label]
+		if routed != tc.routed || published != tc.published {
+			t.Errorf("%s: routed %d, published %d; want %d, %d", tc.label, routed, published, tc.routed, tc.published)
+		}
+	}
+	if n := st.Dropped["unroutable"] - before.Dropped["unroutable"]; n != 0 {
+		t.Errorf("%d fanouts counted as unroutable drops", n)
+	}
+}
