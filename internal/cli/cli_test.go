@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -96,6 +98,22 @@ func TestFormatDrops(t *testing.T) {
 	} {
 		if got := formatDrops(tt.in); got != tt.want {
 			t.Errorf("formatDrops(%v) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+// A driver command warns once, at start, about each mixed-fleet option
+// its configuration leaves unset (here a cast to nobody, which fails).
+func TestMixedFleetWarningsLogged(t *testing.T) {
+	conf := filepath.Join(t.TempDir(), "zeromq.conf")
+	if err := os.WriteFile(conf, []byte("[DEFAULT]\nrpc_zmq_bind_address = 127.0.0.1\nuse_pub_sub = false\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	Main(context.Background(), []string{"cast", "--config-file", conf, "--timeout", "1s", "echo"}, &out, &errb)
+	for option, want := range map[string]int{"use_pub_sub": 0, "zmq_target_expire": 1, "zmq_target_update": 1, "rpc_zmq_matchmaker": 1} {
+		if n := strings.Count(errb.String(), option+" is not set"); n != want {
+			t.Errorf("stderr warns %d times about %s, want %d:\n%s", n, option, want, errb.String())
 		}
 	}
 }
