@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -19,10 +20,11 @@ func TestParseArgs(t *testing.T) {
 	}{
 		{nil, map[string]any{}, false},
 		{[]string{"arg=hello"}, map[string]any{"arg": "hello"}, false},
-		{[]string{"seconds=2", "flag=true", "n=null"}, map[string]any{"seconds": 2.0, "flag": true, "n": nil}, false},
-		{[]string{`list=[1,"a"]`, "quoted=\"7\""}, map[string]any{"list": []any{1.0, "a"}, "quoted": "7"}, false},
+		{[]string{"seconds=2", "flag=true", "n=null"}, map[string]any{"seconds": int64(2), "flag": true, "n": nil}, false},
+		{[]string{`list=[1,"a"]`, "quoted=\"7\""}, map[string]any{"list": []any{int64(1), "a"}, "quoted": "7"}, false},
+		{[]string{"id=9007199254740993", "f=3.0", "x=Infinity"}, map[string]any{"id": int64(9007199254740993), "f": 3.0, "x": math.Inf(1)}, false},
 		{[]string{"eq=a=b"}, map[string]any{"eq": "a=b"}, false},
-		{[]string{`{"arg": {"nested": 1}}`}, map[string]any{"arg": map[string]any{"nested": 1.0}}, false},
+		{[]string{`{"arg": {"nested": 1}}`}, map[string]any{"arg": map[string]any{"nested": int64(1)}}, false},
 		{[]string{"novalue"}, nil, true},
 		{[]string{"=x"}, nil, true},
 		{[]string{`{"broken"`}, nil, true},

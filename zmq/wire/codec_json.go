@@ -1,6 +1,9 @@
 package wire
 
-import "fmt"
+import (
+	"bytes"
+	"fmt"
+)
 
 // jsonCodec is oslo's default serialization. Output is compact (no spaces
 // after separators, non-ASCII left as UTF-8): Python's json.loads accepts
@@ -93,4 +96,27 @@ func article(kind string) string {
 		return "an " + kind
 	}
 	return "a " + kind
+}
+
+// DecodeJSON decodes one JSON value as the JSON codec decodes payloads:
+// numbers as Python's json module reads them (integers exactly, NaN and
+// the infinities accepted), within the budgets of limits.go. For programs
+// that take JSON from elsewhere (a command line) and send it on.
+func DecodeJSON(p []byte) (any, error) {
+	v, err := parseJSON(p)
+	if err != nil {
+		return nil, fmt.Errorf("wire: json: %w", err)
+	}
+	return v, nil
+}
+
+// EncodeJSON encodes v as the JSON codec encodes payloads: each number
+// as the kind it is, NaN and the infinities as Python writes them.
+func EncodeJSON(v any) ([]byte, error) {
+	e := jsonEncoderPool.Get().(*jsonEncoder)
+	defer e.release()
+	if !e.value(v) {
+		return e.fail(v)
+	}
+	return bytes.Clone(e.buf), nil
 }

@@ -517,14 +517,7 @@ func jsonEncodeCases() []any {
 }
 
 // marshalJSON is marshalPair for a single value.
-func marshalJSON(v any) ([]byte, error) {
-	e := jsonEncoderPool.Get().(*jsonEncoder)
-	defer e.release()
-	if !e.value(v) {
-		return e.fail(v)
-	}
-	return bytes.Clone(e.buf), nil
-}
+func marshalJSON(v any) ([]byte, error) { return EncodeJSON(v) }
 
 // refFloat is how Python's json module writes f back as the same float:
 // as json.Marshal does, with ".0" if that looks like an integer, and
