@@ -37,6 +37,22 @@ func rawPeer(t *testing.T, typ zmq4.Type) *zmq4.Socket {
 	return s
 }
 
+// directServer starts a transport with the server demo/s1 in direct mode
+// and returns it with the server's endpoint.
+func directServer(t *testing.T, serialization string) (*Transport, string) {
+	t.Helper()
+	cfg := testConfig()
+	cfg.Serialization = serialization
+	mm := dummy.New()
+	tr := newTransport(t, cfg, mm)
+	startServers(t, tr, "demo", "s1")
+	addrs, err := mm.Hosts(context.Background(), matchmaker.Target{Topic: "demo", Server: "s1"}, matchmaker.Router)
+	if err != nil || len(addrs) != 1 {
+		t.Fatalf("ROUTER/demo/s1: %v %v", addrs, err)
+	}
+	return tr, "tcp://" + addrs[0]
+}
+
 // A CALL whose payload cannot be decoded is answered with oslo's failure
 // for a ValueError (the caller fails at once, where it used to time out)
 // and counted; a CAST has nobody to answer and is only counted.
@@ -50,17 +66,9 @@ func TestUndecodableCallAnswered(t *testing.T) {
 		{"msgpack", []byte("\x92\x80\xdd\x00\x00\x00\x09")},
 	} {
 		t.Run(tc.codec, func(t *testing.T) {
-			cfg := testConfig()
-			cfg.Serialization = tc.codec
-			mm := dummy.New()
-			tr := newTransport(t, cfg, mm)
-			startServers(t, tr, "demo", "s1")
-			hosts, err := mm.Hosts(context.Background(), matchmaker.Target{Topic: "demo"}, matchmaker.Router)
-			if err != nil || len(hosts) != 1 {
-				t.Fatalf("hosts: %v %v", hosts, err)
-			}
+			tr, addr := directServer(t, tc.codec)
 			caller := rawPeer(t, zmq4.DEALER)
-			if err := caller.Connect("tcp://" + hosts[0]); err != nil {
+			if err := caller.Connect(addr); err != nil {
 				t.Fatal(err)
 			}
 			if _, err := caller.SendMessage(wire.DirectRequest(wire.Cast, []byte("cast-1"), tc.payload)); err != nil {

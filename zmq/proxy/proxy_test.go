@@ -27,18 +27,7 @@ import (
 func callRoundTrip(t *testing.T, client, server *peer, id string) {
 	t.Helper()
 	payload := []byte(`[{"user":"u"},{"method":"echo","args":{"arg":"` + id + `"}}]`)
-	client.send(wire.ProxyRequest(wire.Call, server.id, []byte(id), payload)...)
-
-	req, err := wire.ParseServerRequest(server.mustRecv())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if req.Type != wire.Call {
-		t.Errorf("server got type %v, want CALL", req.Type)
-	}
-	mustEqual(t, "reply_id at the server", req.Peer, client.id)
-	mustEqual(t, "message id at the server", req.ID, []byte(id))
-	mustEqual(t, "payload at the server", req.Payload, payload)
+	req := sendToServer(t, client, server, wire.Call, []byte(id), payload)
 
 	reply := []byte(`["` + id + `",null]`)
 	server.send(wire.ProxyAck(req.Peer, req.ID)...)
@@ -127,16 +116,7 @@ func TestCastFanoutAndNotify(t *testing.T) {
 				if !usePubSub {
 					// Without pub/sub the client sends one copy per server
 					// identity and the proxy routes it like a CAST.
-					client.send(wire.ProxyRequest(typ, server.id, id, payload)...)
-					req, err := wire.ParseServerRequest(server.mustRecv())
-					if err != nil {
-						t.Fatal(err)
-					}
-					if req.Type != typ {
-						t.Errorf("server got %v, want %v", req.Type, typ)
-					}
-					mustEqual(t, "reply_id", req.Peer, client.id)
-					mustEqual(t, "id", req.ID, id)
+					sendToServer(t, client, server, typ, id, payload)
 					continue
 				}
 				client.send(wire.ProxyRequest(typ, []byte("compute"), id, payload)...)
@@ -512,21 +492,10 @@ func TestFanoutToServerIdentity(t *testing.T) {
 
 	payload := []byte(`[{},{"method":"m"}]`)
 	for _, typ := range []wire.MsgType{wire.CastFanout, wire.Notify} {
-		id := []byte("to-server-" + typ.String())
-		client.send(wire.ProxyRequest(typ, server.id, id, payload)...)
-		req, err := wire.ParseServerRequest(server.mustRecv())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if req.Type != typ {
-			t.Errorf("server got %v, want %v", req.Type, typ)
-		}
-		mustEqual(t, "reply_id", req.Peer, client.id)
-		mustEqual(t, "id", req.ID, id)
-		mustEqual(t, "payload", req.Payload, payload)
+		sendToServer(t, client, server, typ, []byte("to-server-"+typ.String()), payload)
 
 		// To a topic: published, not sent to the server.
-		id = []byte("to-topic-" + typ.String())
+		id := []byte("to-topic-" + typ.String())
 		client.send(wire.ProxyRequest(typ, []byte("compute"), id, payload)...)
 		got, err := wire.ParseSub(sub.mustRecv())
 		if err != nil {
@@ -560,4 +529,24 @@ func TestFanoutToServerIdentity(t *testing.T) {
 	if n := st.Dropped["unroutable"] - before.Dropped["unroutable"]; n != 0 {
 		t.Errorf("%d fanouts counted as unroutable drops", n)
 	}
+}
+
+// sendToServer sends a message of typ addressed to server's identity
+// from client and checks that the server gets it from client as sent
+// (P1 to P2): a CALL, or the copy of a fanout or notification that a
+// client without pub/sub sends per server.
+func sendToServer(t *testing.T, client, server *peer, typ wire.MsgType, id, payload []byte) wire.Request {
+	t.Helper()
+	client.send(wire.ProxyRequest(typ, server.id, id, payload)...)
+	req, err := wire.ParseServerRequest(server.mustRecv())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if req.Type != typ {
+		t.Errorf("server got %v, want %v", req.Type, typ)
+	}
+	mustEqual(t, "reply_id at the server", req.Peer, client.id)
+	mustEqual(t, "message id at the server", req.ID, id)
+	mustEqual(t, "payload at the server", req.Payload, payload)
+	return req
 }

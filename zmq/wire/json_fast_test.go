@@ -593,17 +593,11 @@ func refMarshal(v any) ([]byte, error) {
 			if v == nil {
 				return v, nil
 			}
-			if depth >= MaxPayloadDepth {
-				return nil, errEncodeTooDeep
+			a := make([]any, len(v))
+			for i, m := range v {
+				a[i] = m
 			}
-			out := make([]any, len(v))
-			for i, e := range v {
-				var err error
-				if out[i], err = walk(e, depth+1); err != nil {
-					return nil, err
-				}
-			}
-			return out, nil
+			return walk(a, depth)
 		}
 		return v, nil
 	}
