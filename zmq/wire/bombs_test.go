@@ -45,6 +45,7 @@ func bombs() map[string][]byte {
 		"msgpack deep arrays":           []byte(strings.Repeat("\x91", 100000) + "\xc0"),
 		"msgpack many empty maps":       append([]byte("\xdd\x00\x01\x00\x00"), strings.Repeat("\x80", 1<<16)...),
 		"msgpack too many values":       append([]byte("\xdd\x00\x11\x00\x00"), strings.Repeat("\xc0", 0x110000)...),
+		"msgpack too many empty maps":   append([]byte("\xdd\x00\x02\x00\x00"), strings.Repeat("\x80", 0x20000)...),
 		"json deep arrays":              []byte(strings.Repeat("[", 100000)),
 		"json deep objects":             []byte(strings.Repeat(`{"a":`, 20000)),
 		"json many empty objects":       []byte("[" + strings.Repeat("{},", 1<<16) + "{}]"),
@@ -124,6 +125,7 @@ func TestBudgetErrors(t *testing.T) {
 		{"msgpack", "msgpack map32 bomb 7 KB", "unexpected EOF"},
 		{"json", "json deep arrays", "nested deeper than 1000 levels at offset 1000"},
 		{"json", "json too many values", "more than 1048576 values at offset 2097153"},
+		{"msgpack", "msgpack too many empty maps", "more than 1048576 values"},
 		{"json", "json too long an integer", "integer of 1048577 digits exceeds the limit of 4300 at offset 1"},
 	} {
 		c, _ := NewCodec(tc.codec)

@@ -217,8 +217,14 @@ func (d *msgpackDecoder) value(depth int) (any, error) {
 	}
 	switch {
 	case msgpcode.IsFixedMap(code) || code == msgpcode.Map16 || code == msgpcode.Map32:
+		if d.values += objectCost; d.values > MaxPayloadValues {
+			return nil, errTooManyValues(-1)
+		}
 		return d.object(depth + 1)
 	case msgpcode.IsFixedArray(code) || code == msgpcode.Array16 || code == msgpcode.Array32:
+		if d.values += arrayCost; d.values > MaxPayloadValues {
+			return nil, errTooManyValues(-1)
+		}
 		return d.array(depth + 1)
 	case msgpcode.IsString(code):
 		return d.str()

@@ -134,8 +134,14 @@ func (d *jsonDecoder) value() (any, error) {
 	}
 	switch c := d.data[d.off]; c {
 	case '{':
+		if d.values += objectCost; d.values > MaxPayloadValues {
+			return nil, errTooManyValues(int64(d.off))
+		}
 		return d.object()
 	case '[':
+		if d.values += arrayCost; d.values > MaxPayloadValues {
+			return nil, errTooManyValues(int64(d.off))
+		}
 		a, err := d.array()
 		if err != nil {
 			return nil, err

@@ -134,6 +134,9 @@ func refDecode(p []byte) (any, error) {
 	if refDepth(v) > MaxPayloadDepth {
 		return nil, errors.New("too deep")
 	}
+	if refCost(v) > MaxPayloadValues {
+		return nil, errors.New("too many values")
+	}
 	return refNumbers(v)
 }
 
@@ -152,6 +155,25 @@ func refDepth(v any) int {
 		return d + 1
 	}
 	return 0
+}
+
+// refCost counts the values of v as the budget does.
+func refCost(v any) int {
+	switch v := v.(type) {
+	case []any:
+		n := 1 + arrayCost
+		for _, e := range v {
+			n += refCost(e)
+		}
+		return n
+	case map[string]any:
+		n := 1 + objectCost
+		for _, e := range v {
+			n += refCost(e)
+		}
+		return n
+	}
+	return 1
 }
 
 // refNumbers converts the json.Numbers of v as Python does.

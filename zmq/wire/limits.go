@@ -13,9 +13,15 @@ const (
 	// 1000 levels and its msgpack packer stops at 512, so no Python peer
 	// sends more.
 	MaxPayloadDepth = 1000
-	// MaxPayloadValues is the most values (scalars, arrays, objects and
-	// their members) one payload may hold.
+	// MaxPayloadValues is the most values one payload may hold, counting
+	// what they cost: a scalar 1, an array 4 and an object (a map) 8, each
+	// unit about 16 bytes of memory once decoded. An empty msgpack map is
+	// one byte that costs some 150.
 	MaxPayloadValues = 1 << 20
+
+	// The extra cost of an array and of an object, on top of 1.
+	arrayCost  = 3
+	objectCost = 7
 	// MaxIntegerDigits is the longest integer literal the JSON codec
 	// converts exactly, Python's own limit (sys.int_max_str_digits):
 	// conversion costs the square of the length.
