@@ -68,7 +68,22 @@ type engine struct {
 
 	nextWarn   time.Time
 	suppressed int
+
+	// notServer holds the routing keys of fanouts the back-end refused
+	// lately (fanoutToServer), so that a topic costs one refused send per
+	// notServerTTL rather than one per message. Bounded by maxNotServer.
+	notServer map[string]*refusal
 }
+
+// refusal is when a routing key may be offered to the back-end again.
+type refusal struct{ until time.Time }
+
+const (
+	// notServerTTL bounds how long the copies for a server identity that
+	// was not connected yet are still published after it connects.
+	notServerTTL = 100 * time.Millisecond
+	maxNotServer = 1024
+)
 
 func newEngine(s *sockets, usePubSub, ackPubSub bool, log *slog.Logger, stats *counters) *engine {
 	e := &engine{
@@ -77,9 +92,10 @@ func newEngine(s *sockets, usePubSub, ackPubSub bool, log *slog.Logger, stats *c
 		ackPubSub: ackPubSub,
 		// The level is fixed for the process (--debug), so it is read once
 		// instead of per message.
-		debug: log.Enabled(context.Background(), slog.LevelDebug),
-		log:   log,
-		stats: stats,
+		debug:     log.Enabled(context.Background(), slog.LevelDebug),
+		log:       log,
+		stats:     stats,
+		notServer: make(map[string]*refusal),
 	}
 	e.ack = [6][]byte{nil, {}, []byte(wire.Version), s.feIdentity, []byte{'0' + byte(wire.Ack)}, nil}
 	return e
@@ -148,6 +164,14 @@ func isMultisend(t wire.MsgType) bool { return t == wire.CastFanout || t == wire
 // receive it. Any other routing key is a topic: the back-end ROUTER, which
 // is mandatory, refuses it at once and in is restored for publishing.
 func (e *engine) fanoutToServer(in [][]byte) bool {
+	if len(in) < 6 {
+		return false // route rejects it
+	}
+	now := time.Now()
+	r := e.notServer[string(in[4])]
+	if r != nil && now.Before(r.until) {
+		return false
+	}
 	out, err := wire.Forward(in)
 	if err != nil {
 		return false // route rejects it with the same error
@@ -156,6 +180,14 @@ func (e *engine) fanoutToServer(in [][]byte) bool {
 	if errors.Is(err, zsock.ErrHostUnreachable) {
 		// Forward swapped frames 0, 3 and 4: put them back.
 		in[0], in[3], in[4] = out[3], out[4], out[0]
+		switch {
+		case r != nil:
+			r.until = now.Add(notServerTTL)
+		case len(e.notServer) < maxNotServer:
+			e.notServer[string(in[4])] = &refusal{now.Add(notServerTTL)}
+		default:
+			clear(e.notServer) // a flood of topics: start again
+		}
 		return false
 	}
 	t := wire.MsgType(out[4][0] - '0')

@@ -529,6 +529,30 @@ func TestFanoutToServerIdentity(t *testing.T) {
 	if n := st.Dropped["unroutable"] - before.Dropped["unroutable"]; n != 0 {
 		t.Errorf("%d fanouts counted as unroutable drops", n)
 	}
+
+	// The server "compute.gone" connects late: the proxy took its name for
+	// a topic and publishes its copies for notServerTTL, then forwards
+	// them. Copies are sent until one arrives (bounded): each one not
+	// forwarded is published.
+	late := newPeer(t, zmqContext(t), zsock.DEALER, "compute.gone", a.Backend)
+	start := time.Now()
+	for i := 0; ; i++ {
+		if i == 100 {
+			t.Fatal("copies for a late server never forwarded to it")
+		}
+		id := fmt.Appendf(nil, "late-%d", i)
+		client.send(wire.ProxyRequest(wire.CastFanout, late.id, id, payload)...)
+		if frames, ok := late.recv(50 * time.Millisecond); ok {
+			req, err := wire.ParseServerRequest(frames)
+			if err != nil || req.Type != wire.CastFanout {
+				t.Fatalf("late server got %q: %v", frames, err)
+			}
+			break
+		}
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("forwarded to the late server only after %v", d)
+	}
 }
 
 // sendToServer sends a message of typ addressed to server's identity
