@@ -13,11 +13,12 @@ import (
 // registrant, Go or Python, each refreshing it with its own expiry. A plain
 // EXPIRE lets the last writer set the TTL, so a registrant with a short
 // expiry could make the key lapse while registrants with longer ones live
-// (issue 21). add therefore only ever raises a shared key's TTL: on Redis
-// 7 and later with EXPIRE NX (a key SADD just created has none) and then
-// EXPIRE GT; on older servers, which reject both options, with
-// raiseTTLScript. Which one works is learnt from the first registration.
-// A liveness key belongs to one member and keeps a plain EXPIRE.
+// (docs/mixing-with-python.md). add therefore only ever raises a shared
+// key's TTL: on Redis 7 and later with EXPIRE NX (a key SADD just created
+// has none) and then EXPIRE GT; on older servers, which reject both
+// options, with raiseTTLScript. Which one works is learnt from the first
+// registration. A liveness key belongs to one member and keeps a plain
+// EXPIRE.
 
 // Values of Matchmaker.sharedTTL.
 const (

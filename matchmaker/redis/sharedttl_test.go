@@ -37,7 +37,7 @@ func sharedTTLModes(t *testing.T, f func(t *testing.T, m *Matchmaker, srv *redis
 // (short) and a Python one (long): whichever refreshes last, the topic key
 // keeps the longer TTL, and it outlives the short registrant, still naming
 // the long one. With a plain EXPIRE the short refresh made the key lapse
-// (issue 21: members [], TTL -2).
+// (members [], TTL -2).
 func TestSharedTTLNeverShortened(t *testing.T) {
 	sharedTTLModes(t, func(t *testing.T, m *Matchmaker, srv *redistest.Server) {
 		ctx := context.Background()
