@@ -6,7 +6,7 @@ import (
 )
 
 // checkMixedFleetWarnings fails unless warnings are exactly one warning
-// for each of the named options, in MixedFleetOptions order.
+// for each of the named options, in mixedFleetOptions order.
 func checkMixedFleetWarnings(t *testing.T, what string, warnings []string, options ...string) {
 	t.Helper()
 	if len(warnings) != len(options) {
