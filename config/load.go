@@ -64,6 +64,7 @@ func Parse(sources ...Source) (*Config, error) {
 	if len(errs) > 0 {
 		return nil, joinErrors(errs)
 	}
+	p.mixedFleetWarnings()
 	return p.c, nil
 }
 

@@ -76,7 +76,7 @@ func TestCall(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := map[string]any{"int": 1.0, "bool": true, "list": []any{"a"}}
+		want := map[string]any{"int": int64(1), "bool": true, "list": []any{"a"}}
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("got %#v, want %#v", got, want)
 		}

@@ -223,7 +223,7 @@ func TestNotificationListenerDropsMalformed(t *testing.T) {
 	got := startListener(t, d, []messaging.Target{{Topic: "n"}}, []messaging.Priority{messaging.PriorityInfo})
 	target := messaging.Target{Topic: "n.info"}
 	for _, body := range []map[string]any{
-		nil,
+		{"event_type": []any{"e"}, "priority": "INFO"},
 		{"event_type": 5, "priority": "INFO"},
 		{"event_type": "e", "priority": []any{"INFO"}},
 		{"event_type": "lenient", "priority": "INFO", "publisher_id": nil}, // missing fields are fine

@@ -13,8 +13,11 @@ import (
 
 // HandlerFunc implements one RPC method. ctx carries the caller's request
 // context (RequestContext) and is cancelled when the server stops; args are
-// the call's keyword arguments as the transport decoded them. The ctx ends
-// at the caller's deadline when the caller sent one. The result must be encodable by the transport. To send an
+// the call's keyword arguments as the transport decoded them (both codecs
+// give integers as int64, uint64 above its range, *big.Int beyond (JSON
+// only), and other numbers as float64: docs/mixing-with-python.md). The
+// ctx ends soon after the caller's deadline when the caller sent one
+// (docs/lifecycle.md). The result must be encodable by the transport. To send an
 // oslo-typed failure return a *RemoteError (NewRemoteError); any other error
 // reaches the caller as a RuntimeError.
 type HandlerFunc func(ctx context.Context, args map[string]any) (any, error)

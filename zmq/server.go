@@ -696,6 +696,7 @@ func (l *listener) dispatch(req wire.Request, via *zsock.Socket, entry *cacheEnt
 	rc, body, err := t.codec.DecodeRequest(req.Payload)
 	if err != nil {
 		t.dropped(wire.DropReason(err), err, "server")
+		l.answerUndecodable(req, via, entry, err)
 		return
 	}
 	t.stats.received.Add(1)

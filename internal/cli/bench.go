@@ -214,7 +214,12 @@ func record(v any) (cargo string, clientTS float64, rec []any, ok bool) {
 		return "", 0, nil, false
 	}
 	cargo, _ = rec[1].(string)
-	clientTS, _ = rec[2].(float64)
+	switch ts := rec[2].(type) {
+	case float64:
+		clientTS = ts
+	case int64: // a whole second, as any JSON peer may write it
+		clientTS = float64(ts)
+	}
 	return cargo, clientTS, rec, true
 }
 

@@ -62,3 +62,21 @@ func TestBenchReportListsFailures(t *testing.T) {
 		t.Fatalf("summary does not list the failures:\n%s", out.String())
 	}
 }
+
+// The client timestamp of a record is a float from us and Python's
+// simulator, but any JSON peer may write a whole second as an integer.
+func TestRecordTimestamp(t *testing.T) {
+	for _, tc := range []struct {
+		ts   any
+		want float64
+	}{
+		{1.5e9 + 0.25, 1.5e9 + 0.25},
+		{int64(1_500_000_000), 1.5e9},
+		{"x", 0},
+	} {
+		_, got, _, ok := record([]any{int64(1), "cargo", tc.ts, nil, nil})
+		if !ok || got != tc.want {
+			t.Errorf("record(ts %#v) = %v, %v; want %v", tc.ts, got, ok, tc.want)
+		}
+	}
+}

@@ -3,7 +3,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -16,6 +15,7 @@ import (
 	"github.com/oslozmq/fabric/config"
 	"github.com/oslozmq/fabric/messaging"
 	"github.com/oslozmq/fabric/zmq"
+	"github.com/oslozmq/fabric/zmq/wire"
 )
 
 // Exit codes.
@@ -208,19 +208,21 @@ func (e usageError) Error() string { return e.msg }
 // parseArgs turns key=value pairs or one JSON object into a map.
 func parseArgs(args []string) (map[string]any, error) {
 	out := map[string]any{}
+	// The wire's JSON reading: 9007199254740993 stays that integer, 3.0 a
+	// float (docs/mixing-with-python.md).
 	if len(args) == 1 && strings.HasPrefix(strings.TrimSpace(args[0]), "{") {
-		if err := json.Unmarshal([]byte(args[0]), &out); err != nil {
+		v, err := wire.DecodeJSON([]byte(args[0]))
+		if err != nil {
 			return nil, usageError{fmt.Sprintf("arguments: not a JSON object: %v", err)}
 		}
-		return out, nil
+		return v.(map[string]any), nil // it starts with {
 	}
 	for _, a := range args {
 		k, v, ok := strings.Cut(a, "=")
 		if !ok || k == "" {
 			return nil, usageError{fmt.Sprintf("argument %q: want key=value or one JSON object", a)}
 		}
-		var j any
-		if err := json.Unmarshal([]byte(v), &j); err == nil {
+		if j, err := wire.DecodeJSON([]byte(v)); err == nil {
 			out[k] = j
 		} else {
 			out[k] = v
@@ -229,8 +231,10 @@ func parseArgs(args []string) (map[string]any, error) {
 	return out, nil
 }
 
+// printJSON writes v as the wire would carry it (NaN, 3.0 and big
+// integers as Python writes them).
 func printJSON(w io.Writer, v any) error {
-	b, err := json.Marshal(v)
+	b, err := wire.EncodeJSON(v)
 	if err != nil {
 		return err
 	}

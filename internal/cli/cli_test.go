@@ -5,6 +5,9 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -19,10 +22,11 @@ func TestParseArgs(t *testing.T) {
 	}{
 		{nil, map[string]any{}, false},
 		{[]string{"arg=hello"}, map[string]any{"arg": "hello"}, false},
-		{[]string{"seconds=2", "flag=true", "n=null"}, map[string]any{"seconds": 2.0, "flag": true, "n": nil}, false},
-		{[]string{`list=[1,"a"]`, "quoted=\"7\""}, map[string]any{"list": []any{1.0, "a"}, "quoted": "7"}, false},
+		{[]string{"seconds=2", "flag=true", "n=null"}, map[string]any{"seconds": int64(2), "flag": true, "n": nil}, false},
+		{[]string{`list=[1,"a"]`, "quoted=\"7\""}, map[string]any{"list": []any{int64(1), "a"}, "quoted": "7"}, false},
+		{[]string{"id=9007199254740993", "f=3.0", "x=Infinity"}, map[string]any{"id": int64(9007199254740993), "f": 3.0, "x": math.Inf(1)}, false},
 		{[]string{"eq=a=b"}, map[string]any{"eq": "a=b"}, false},
-		{[]string{`{"arg": {"nested": 1}}`}, map[string]any{"arg": map[string]any{"nested": 1.0}}, false},
+		{[]string{`{"arg": {"nested": 1}}`}, map[string]any{"arg": map[string]any{"nested": int64(1)}}, false},
 		{[]string{"novalue"}, nil, true},
 		{[]string{"=x"}, nil, true},
 		{[]string{`{"broken"`}, nil, true},
@@ -126,6 +130,22 @@ func TestFormatDrops(t *testing.T) {
 	} {
 		if got := formatDrops(tt.in); got != tt.want {
 			t.Errorf("formatDrops(%v) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+// A driver command warns once, at start, about each mixed-fleet option
+// its configuration leaves unset (here a cast to nobody, which fails).
+func TestMixedFleetWarningsLogged(t *testing.T) {
+	conf := filepath.Join(t.TempDir(), "zeromq.conf")
+	if err := os.WriteFile(conf, []byte("[DEFAULT]\nrpc_zmq_bind_address = 127.0.0.1\nuse_pub_sub = false\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	Main(context.Background(), []string{"cast", "--config-file", conf, "--timeout", "1s", "echo"}, &out, &errb)
+	for option, want := range map[string]int{"use_pub_sub": 0, "zmq_target_expire": 1, "zmq_target_update": 1, "rpc_zmq_matchmaker": 1} {
+		if n := strings.Count(errb.String(), option+" is not set"); n != want {
+			t.Errorf("stderr warns %d times about %s, want %d:\n%s", n, option, want, errb.String())
 		}
 	}
 }

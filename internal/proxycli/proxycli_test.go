@@ -107,7 +107,7 @@ func (w *lineWriter) Write(b []byte) (int, error) {
 func TestMainRunsUntilCancelled(t *testing.T) {
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "proxy.conf")
-	if err := os.WriteFile(conf, []byte("[DEFAULT]\nrpc_zmq_bind_address = 127.0.0.1\n[zmq_proxy_opt]\nhost = 127.0.0.1\n"), 0o644); err != nil {
+	if err := os.WriteFile(conf, []byte("[DEFAULT]\nrpc_zmq_bind_address = 127.0.0.1\nzmq_target_expire = 300\n[zmq_proxy_opt]\nhost = 127.0.0.1\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	logFile := filepath.Join(dir, "proxy.log")
@@ -143,6 +143,12 @@ func TestMainRunsUntilCancelled(t *testing.T) {
 	for _, want := range []string{"zmq_proxy_opt", "router proxy serving", "ack_pub_sub=true", "router proxy stopped"} {
 		if !strings.Contains(string(logs), want) {
 			t.Errorf("log file lacks %q:\n%s", want, logs)
+		}
+	}
+	// One warning for each mixed-fleet option the file leaves unset.
+	for option, want := range map[string]int{"use_pub_sub": 1, "zmq_target_expire": 0, "zmq_target_update": 1, "rpc_zmq_matchmaker": 1} {
+		if n := strings.Count(string(logs), option+" is not set"); n != want {
+			t.Errorf("log file warns %d times about %s, want %d:\n%s", n, option, want, logs)
 		}
 	}
 }

@@ -117,6 +117,8 @@ type Matchmaker struct {
 	commands  atomic.Uint64
 	down      atomic.Bool // an outage has been logged and not yet its end
 	closed    atomic.Bool
+	// sharedTTL is how add raises a shared key's TTL (sharedttl.go).
+	sharedTTL atomic.Int32
 
 	closeOnce sync.Once
 	closeErr  error
@@ -468,24 +470,36 @@ func ttl(expire time.Duration) time.Duration {
 	return max(secs, 1) * time.Second
 }
 
-// add writes member into keys and refreshes its liveness key: one pipeline,
-// 2 × (len(keys)+1) commands.
+// add writes member into keys and refreshes its liveness key: one pipeline
+// of 3 × len(keys) + 2 commands (2 × (len(keys)+1) on Redis before 7, or
+// with no expiry). A shared key's TTL is only ever raised (sharedttl.go).
 func (m *Matchmaker) add(ctx context.Context, keys []string, member string, expire time.Duration) error {
-	err := m.exec(ctx, func(p goredis.Pipeliner) {
-		refresh := func(key string) {
-			if expire > 0 {
-				p.Expire(ctx, key, ttl(expire))
-			} else {
-				p.Persist(ctx, key)
-			}
-		}
+	build := func(p goredis.Pipeliner) {
 		for _, k := range keys {
 			p.SAdd(ctx, k, member)
-			refresh(k)
+			if expire > 0 {
+				m.raiseTTL(ctx, p, k, ttl(expire))
+			} else {
+				p.Persist(ctx, k)
+			}
 		}
 		p.SAdd(ctx, member, livenessMember)
-		refresh(member)
-	})
+		if expire > 0 {
+			p.Expire(ctx, member, ttl(expire))
+		} else {
+			p.Persist(ctx, member)
+		}
+	}
+	err := m.exec(ctx, build)
+	if err == nil && expire > 0 {
+		m.sharedTTL.CompareAndSwap(sharedTTLUntried, sharedTTLGT)
+	}
+	if noExpireOptions(err) {
+		if m.sharedTTL.Swap(sharedTTLScript) != sharedTTLScript {
+			m.log.Info("redis matchmaker: the server takes no EXPIRE GT (Redis before 7): raising shared TTLs with a script", "addr", m.addr)
+		}
+		err = m.exec(ctx, build)
+	}
 	if err != nil {
 		return m.writeFailed(ctx, "register", keys, member, err)
 	}

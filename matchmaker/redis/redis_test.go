@@ -240,11 +240,15 @@ func TestTTLs(t *testing.T) {
 		{0, -1, -1}, // persisted: an earlier TTL must not linger
 		{-time.Second, -1, -1},
 	}
-	for _, tt := range tests {
-		if err := m.Register(ctx, demo, "h", matchmaker.Router, tt.expire); err != nil {
+	for i, tt := range tests {
+		// A fresh target each time: a shared key's TTL is never shortened
+		// (TestSharedTTLNeverShortened); the liveness key "h" is the
+		// member's own, set each time.
+		target := matchmaker.Target{Topic: "ttl" + strconv.Itoa(i), Server: "server1"}
+		if err := m.Register(ctx, target, "h", matchmaker.Router, tt.expire); err != nil {
 			t.Fatal(err)
 		}
-		for _, key := range []string{"ROUTER/demo", "ROUTER/demo/server1", "h"} {
+		for _, key := range []string{"ROUTER/" + target.Topic, "ROUTER/" + target.Topic + "/server1", "h"} {
 			got, err := c.TTL(ctx, key).Result()
 			if err != nil {
 				t.Fatal(err)
@@ -550,12 +554,14 @@ func TestCommands(t *testing.T) {
 		do   func() error
 		want uint64
 	}{
-		{"Register with server", func() error { return m.Register(ctx, demo, "h1", matchmaker.Router, targetExpire) }, 6},
+		// SADD, EXPIRE NX and EXPIRE GT per shared key (sharedttl.go),
+		// SADD and EXPIRE for the liveness key.
+		{"Register with server", func() error { return m.Register(ctx, demo, "h1", matchmaker.Router, targetExpire) }, 8},
 		{"Register topic only", func() error { return m.Register(ctx, topicT, "h2", matchmaker.Router, 0) }, 4},
-		{"RegisterRouter", func() error { return m.RegisterRouter(ctx, "r", targetExpire) }, 4},
+		{"RegisterRouter", func() error { return m.RegisterRouter(ctx, "r", targetExpire) }, 5},
 		{"Hosts of 1", func() error { _, err := m.Hosts(ctx, demo, matchmaker.Router); return err }, 2},
 		{"Hosts of none", func() error { _, err := m.Hosts(ctx, matchmaker.Target{Topic: "x"}, matchmaker.Router); return err }, 1},
-		{"Register second host", func() error { return m.Register(ctx, demo, "h3", matchmaker.Router, targetExpire) }, 6},
+		{"Register second host", func() error { return m.Register(ctx, demo, "h3", matchmaker.Router, targetExpire) }, 8},
 		{"HostsFanout of 2", func() error { _, err := m.HostsFanout(ctx, demo, matchmaker.Router); return err }, 3},
 		{"Unregister with server", func() error { return m.Unregister(ctx, demo, "h1", matchmaker.Router) }, 3},
 		{"UnregisterRouter", func() error { return m.UnregisterRouter(ctx, "r") }, 2},

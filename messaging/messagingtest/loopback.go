@@ -4,7 +4,6 @@ package messagingtest
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -12,6 +11,7 @@ import (
 	"sync/atomic"
 
 	"github.com/oslozmq/fabric/messaging"
+	"github.com/oslozmq/fabric/zmq/wire"
 )
 
 // Loopback is an in-memory messaging.Driver. RPC servers are found by topic
@@ -19,8 +19,8 @@ import (
 // reach every server of the topic; notifications reach every listener of
 // their topic. Like a real transport, each listener's handler is called from
 // one goroutine of its own, and context, body, result and failure go through
-// a JSON round trip, so receivers see what the wire would deliver (numbers
-// become float64). Call returns messaging.ErrTimeout when its ctx's deadline
+// the JSON codec of the wire (package zmq/wire), so receivers see what the
+// wire would deliver (integers as int64, other numbers as float64). Call returns messaging.ErrTimeout when its ctx's deadline
 // passes, messaging.ErrNoRoute when no server listens on the target and
 // messaging.ErrClosed after Close. It is safe for concurrent use.
 type Loopback struct {
@@ -413,9 +413,12 @@ func (in *incoming) Reply(result any, failure *messaging.Failure) error {
 	return err
 }
 
+// jsonCodec is the wire's JSON codec, which needs no state.
+var jsonCodec, _ = wire.NewCodec("json")
+
 // encode serializes a request as the wire does: [context, body].
 func encode(msg *messaging.Message) ([]byte, error) {
-	data, err := json.Marshal([2]any{msg.Context, msg.Body})
+	data, err := jsonCodec.EncodeRequest(msg.Context, msg.Body)
 	if err != nil {
 		return nil, fmt.Errorf("loopback: encode message: %w", err)
 	}
@@ -423,25 +426,25 @@ func encode(msg *messaging.Message) ([]byte, error) {
 }
 
 func decode(data []byte) (*messaging.Message, error) {
-	var msg messaging.Message
-	if err := json.Unmarshal(data, &[2]any{&msg.Context, &msg.Body}); err != nil {
+	reqCtx, body, err := jsonCodec.DecodeRequest(data)
+	if err != nil {
 		return nil, fmt.Errorf("loopback: decode message: %w", err)
 	}
-	return &msg, nil
+	return &messaging.Message{Context: reqCtx, Body: body}, nil
 }
 
 // encodeReply serializes a reply as the wire does: [result, failure], the
 // failure being oslo's JSON text or null.
 func encodeReply(result any, failure *messaging.Failure) ([]byte, error) {
-	var f *string
+	var f string
 	if failure != nil {
 		s, err := messaging.MarshalFailure(failure)
 		if err != nil {
 			return nil, err
 		}
-		f, result = &s, nil
+		f, result = s, nil
 	}
-	data, err := json.Marshal([2]any{result, f})
+	data, err := jsonCodec.EncodeReply(result, f)
 	if err != nil {
 		return nil, fmt.Errorf("loopback: encode reply: %w", err)
 	}
@@ -449,15 +452,12 @@ func encodeReply(result any, failure *messaging.Failure) ([]byte, error) {
 }
 
 func decodeReply(data []byte) (any, error) {
-	var (
-		result  any
-		failure *string
-	)
-	if err := json.Unmarshal(data, &[2]any{&result, &failure}); err != nil {
+	result, failure, err := jsonCodec.DecodeReply(data)
+	if err != nil {
 		return nil, fmt.Errorf("loopback: decode reply: %w", err)
 	}
-	if failure != nil {
-		f, err := messaging.UnmarshalFailure(*failure)
+	if failure != "" {
+		f, err := messaging.UnmarshalFailure(failure)
 		if err != nil {
 			return nil, err
 		}

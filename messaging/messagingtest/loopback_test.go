@@ -63,7 +63,7 @@ func TestLoopbackRouting(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if want := []any{<-seen, map[string]any{"n": 1.0}}; !reflect.DeepEqual(got, want) {
+		if want := []any{<-seen, map[string]any{"n": int64(1)}}; !reflect.DeepEqual(got, want) {
 			t.Fatalf("got %#v, want %#v", got, want)
 		}
 		servers = append(servers, got.([]any)[0].(string))

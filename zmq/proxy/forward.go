@@ -72,7 +72,22 @@ type engine struct {
 
 	// codec encodes the failure an unroutable CALL is answered with.
 	codec wire.Codec
+
+	// notServer holds the routing keys of fanouts the back-end refused
+	// lately (fanoutToServer), so that a topic costs one refused send per
+	// notServerTTL rather than one per message. Bounded by maxNotServer.
+	notServer map[string]*refusal
 }
+
+// refusal is when a routing key may be offered to the back-end again.
+type refusal struct{ until time.Time }
+
+const (
+	// notServerTTL bounds how long the copies for a server identity that
+	// was not connected yet are still published after it connects.
+	notServerTTL = 100 * time.Millisecond
+	maxNotServer = 1024
+)
 
 func newEngine(s *sockets, usePubSub, ackPubSub bool, codec wire.Codec, log *slog.Logger, stats *counters) *engine {
 	e := &engine{
@@ -82,9 +97,10 @@ func newEngine(s *sockets, usePubSub, ackPubSub bool, codec wire.Codec, log *slo
 		ackPubSub: ackPubSub,
 		// The level is fixed for the process (--debug), so it is read once
 		// instead of per message.
-		debug: log.Enabled(context.Background(), slog.LevelDebug),
-		log:   log,
-		stats: stats,
+		debug:     log.Enabled(context.Background(), slog.LevelDebug),
+		log:       log,
+		stats:     stats,
+		notServer: make(map[string]*refusal),
 	}
 	e.ack = [6][]byte{nil, {}, []byte(wire.Version), s.feIdentity, []byte{'0' + byte(wire.Ack)}, nil}
 	return e
@@ -98,6 +114,9 @@ func (e *engine) handle(from origin, in [][]byte, err error) {
 			reason = reasonTooManyFrames
 		}
 		e.drop(from, reason, err, nil)
+		return
+	}
+	if from == fromFrontend && e.usePubSub && isMultisend(peekType(in)) && e.fanoutToServer(in) {
 		return
 	}
 	out, typ, publish, err := route(in, e.usePubSub)
@@ -141,6 +160,56 @@ func (e *engine) handle(from origin, in [][]byte, err error) {
 			slog.String("sender", string(out[3])), slog.String("to", string(out[0])),
 			slog.String("msg_id", string(out[5])))
 	}
+}
+
+func isMultisend(t wire.MsgType) bool { return t == wire.CastFanout || t == wire.Notify }
+
+// fanoutToServer forwards a CAST_FANOUT or NOTIFY whose routing key is the
+// identity of a server connected to the back-end, as a CAST would be, and
+// reports whether it took the message (sent or dropped). A client without
+// pub/sub (the Python driver's default) sends one copy per server identity
+// (docs/mixing-with-python.md); published under that identity nobody would
+// receive it. Any other routing key is a topic: the back-end ROUTER, which
+// is mandatory, refuses it at once and in is restored for publishing.
+func (e *engine) fanoutToServer(in [][]byte) bool {
+	if len(in) < 6 {
+		return false // route rejects it
+	}
+	now := time.Now()
+	r := e.notServer[string(in[4])]
+	if r != nil && now.Before(r.until) {
+		return false
+	}
+	out, err := wire.Forward(in)
+	if err != nil {
+		return false // route rejects it with the same error
+	}
+	err = e.be.Send(out, zsock.DontWait)
+	if errors.Is(err, zsock.ErrHostUnreachable) {
+		// Forward swapped frames 0, 3 and 4: put them back.
+		in[0], in[3], in[4] = out[3], out[4], out[0]
+		switch {
+		case r != nil:
+			r.until = now.Add(notServerTTL)
+		case len(e.notServer) < maxNotServer:
+			e.notServer[string(in[4])] = &refusal{now.Add(notServerTTL)}
+		default:
+			clear(e.notServer) // a flood of topics: start again
+		}
+		return false
+	}
+	t := wire.MsgType(out[4][0] - '0')
+	if err != nil {
+		e.drop(fromFrontend, sendReason(err), err, out[0])
+		return true
+	}
+	e.stats.routed[t].Add(1)
+	if e.debug {
+		e.log.LogAttrs(context.Background(), slog.LevelDebug, "dispatched fanout to its server",
+			slog.String("type", t.String()), slog.String("sender", string(out[3])),
+			slog.String("to", string(out[0])), slog.String("msg_id", string(out[5])))
+	}
+	return true
 }
 
 // ackPublished sends the proxy's ACK of a published message to the client

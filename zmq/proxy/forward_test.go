@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/oslozmq/fabric/zmq/internal/zsock"
 	"github.com/oslozmq/fabric/zmq/wire"
@@ -257,5 +258,10 @@ func TestHandleAllocs(t *testing.T) {
 	}
 	if got := p.stats.pubSubAcks.Load(); got != 202 {
 		t.Errorf("%d ACKs, want 202 (drops: %v)", got, p.Stats().Dropped)
+	}
+	// The back-end refused "topic" as a server identity once, and is not
+	// asked again for notServerTTL.
+	if r := e.notServer["topic"]; r == nil || time.Until(r.until) > notServerTTL {
+		t.Errorf("refusal of topic remembered as %+v", r)
 	}
 }

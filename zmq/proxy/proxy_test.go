@@ -27,18 +27,7 @@ import (
 func callRoundTrip(t *testing.T, client, server *peer, id string) {
 	t.Helper()
 	payload := []byte(`[{"user":"u"},{"method":"echo","args":{"arg":"` + id + `"}}]`)
-	client.send(wire.ProxyRequest(wire.Call, server.id, []byte(id), payload)...)
-
-	req, err := wire.ParseServerRequest(server.mustRecv())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if req.Type != wire.Call {
-		t.Errorf("server got type %v, want CALL", req.Type)
-	}
-	mustEqual(t, "reply_id at the server", req.Peer, client.id)
-	mustEqual(t, "message id at the server", req.ID, []byte(id))
-	mustEqual(t, "payload at the server", req.Payload, payload)
+	req := sendToServer(t, client, server, wire.Call, []byte(id), payload)
 
 	reply := []byte(`["` + id + `",null]`)
 	server.send(wire.ProxyAck(req.Peer, req.ID)...)
@@ -127,16 +116,7 @@ func TestCastFanoutAndNotify(t *testing.T) {
 				if !usePubSub {
 					// Without pub/sub the client sends one copy per server
 					// identity and the proxy routes it like a CAST.
-					client.send(wire.ProxyRequest(typ, server.id, id, payload)...)
-					req, err := wire.ParseServerRequest(server.mustRecv())
-					if err != nil {
-						t.Fatal(err)
-					}
-					if req.Type != typ {
-						t.Errorf("server got %v, want %v", req.Type, typ)
-					}
-					mustEqual(t, "reply_id", req.Peer, client.id)
-					mustEqual(t, "id", req.ID, id)
+					sendToServer(t, client, server, typ, id, payload)
 					continue
 				}
 				client.send(wire.ProxyRequest(typ, []byte("compute"), id, payload)...)
@@ -251,12 +231,12 @@ func TestMalformedBarrage(t *testing.T) {
 			t.Fatalf("answer %d to an unroutable call: %+v, %v", i, res, err)
 		}
 	}
-	if n := p.Stats().UnroutableAnswered; n != rounds {
-		t.Errorf("UnroutableAnswered = %d, want %d", n, rounds)
-	}
 	// Each peer's messages are handled in order, so once this call has gone
 	// both ways every bad message before it has been counted.
 	callRoundTrip(t, client, server, "still-serving")
+	if n := p.Stats().UnroutableAnswered; n != rounds {
+		t.Errorf("UnroutableAnswered = %d, want %d", n, rounds)
+	}
 
 	got := p.Stats().Dropped
 	text := scrape(t, p.Handler())
@@ -520,4 +500,105 @@ func TestQueuePerPeer(t *testing.T) {
 	if v := metricValue(t, text, `oslo_zmq_proxy_messages_dropped_total{reason="queue_full"}`); v == "0" {
 		t.Errorf("queue_full drops not exported: %s", v)
 	}
+}
+
+// A client without pub/sub (the Python driver's default) sends one fanout
+// copy per server identity through a proxy that publishes: each copy goes
+// to its server, as a CAST would, while fanouts to a topic are still
+// published, and a copy for an identity not connected is published too.
+func TestFanoutToServerIdentity(t *testing.T) {
+	p := startProxy(t, testConfig(t, true))
+	a := p.Addresses()
+	zctx := zmqContext(t)
+	client := newPeer(t, zctx, zsock.DEALER, "127.0.0.1/"+newUUID4(), a.Frontend)
+	server := newPeer(t, zctx, zsock.DEALER, "127.0.0.1/compute/"+newUUID4(), a.Backend)
+	link(t, client, server)
+	sub := newPeer(t, zctx, zsock.SUB, "", a.Publisher)
+	subscribe(t, client, sub, "compute")
+	// The warm-up publications of subscribe are counted: start from here.
+	before := p.Stats()
+
+	payload := []byte(`[{},{"method":"m"}]`)
+	for _, typ := range []wire.MsgType{wire.CastFanout, wire.Notify} {
+		sendToServer(t, client, server, typ, []byte("to-server-"+typ.String()), payload)
+
+		// To a topic: published, not sent to the server.
+		id := []byte("to-topic-" + typ.String())
+		client.send(wire.ProxyRequest(typ, []byte("compute"), id, payload)...)
+		got, err := wire.ParseSub(sub.mustRecv())
+		if err != nil {
+			t.Fatal(err)
+		}
+		mustEqual(t, "published id", got.ID, id)
+		mustEqual(t, "topic", got.Topic, []byte("compute"))
+	}
+	// A server identity that is not connected: published under it, as
+	// before (a subscriber of that exact name gets it).
+	client.send(wire.ProxyRequest(wire.CastFanout, []byte("compute.gone"), []byte("gone"), payload)...)
+	got, err := wire.ParseSub(sub.mustRecv())
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustEqual(t, "published id", got.ID, []byte("gone"))
+
+	// Nothing else reached the server: the next thing it gets is a call.
+	callRoundTrip(t, client, server, "after")
+	st := p.Stats()
+	for _, tc := range []struct {
+		label             string
+		routed, published uint64
+	}{{"cast_fanout", 1, 2}, {"notify", 1, 1}} {
+		routed := st.Routed[tc.label] - before.Routed[tc.label]
+		published := st.Published[tc.label] - before.Published[tc.label]
+		if routed != tc.routed || published != tc.published {
+			t.Errorf("%s: routed %d, published %d; want %d, %d", tc.label, routed, published, tc.routed, tc.published)
+		}
+	}
+	if n := st.Dropped["unroutable"] - before.Dropped["unroutable"]; n != 0 {
+		t.Errorf("%d fanouts counted as unroutable drops", n)
+	}
+
+	// The server "compute.gone" connects late: the proxy took its name for
+	// a topic and publishes its copies for notServerTTL, then forwards
+	// them. Copies are sent until one arrives (bounded): each one not
+	// forwarded is published.
+	late := newPeer(t, zmqContext(t), zsock.DEALER, "compute.gone", a.Backend)
+	start := time.Now()
+	for i := 0; ; i++ {
+		if i == 100 {
+			t.Fatal("copies for a late server never forwarded to it")
+		}
+		id := fmt.Appendf(nil, "late-%d", i)
+		client.send(wire.ProxyRequest(wire.CastFanout, late.id, id, payload)...)
+		if frames, ok := late.recv(50 * time.Millisecond); ok {
+			req, err := wire.ParseServerRequest(frames)
+			if err != nil || req.Type != wire.CastFanout {
+				t.Fatalf("late server got %q: %v", frames, err)
+			}
+			break
+		}
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("forwarded to the late server only after %v", d)
+	}
+}
+
+// sendToServer sends a message of typ addressed to server's identity
+// from client and checks that the server gets it from client as sent
+// (P1 to P2): a CALL, or the copy of a fanout or notification that a
+// client without pub/sub sends per server.
+func sendToServer(t *testing.T, client, server *peer, typ wire.MsgType, id, payload []byte) wire.Request {
+	t.Helper()
+	client.send(wire.ProxyRequest(typ, server.id, id, payload)...)
+	req, err := wire.ParseServerRequest(server.mustRecv())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if req.Type != typ {
+		t.Errorf("server got %v, want %v", req.Type, typ)
+	}
+	mustEqual(t, "reply_id at the server", req.Peer, client.id)
+	mustEqual(t, "message id at the server", req.ID, id)
+	mustEqual(t, "payload at the server", req.Payload, payload)
+	return req
 }

@@ -1,6 +1,9 @@
 package wire
 
-import "fmt"
+import (
+	"fmt"
+	"math/big"
+)
 
 // Codec serializes the payload frame (reference 2.2, "Payloads"). Both ends
 // must use the same codec: nothing on the wire names it. Implementations
@@ -101,7 +104,7 @@ func kindOf(v any) string {
 		return "null"
 	case bool:
 		return "a boolean"
-	case float64, int64, uint64:
+	case float64, int64, uint64, *big.Int:
 		return "a number"
 	case string:
 		return "a string"

@@ -1,13 +1,17 @@
 package wire
 
-import "fmt"
+import (
+	"bytes"
+	"fmt"
+)
 
 // jsonCodec is oslo's default serialization. Output is compact (no spaces
 // after separators, non-ASCII left as UTF-8): Python's json.loads accepts
-// it (reference 2.2). It gives exactly what encoding/json's Marshal and
-// Unmarshal into an any give (numbers become float64, objects
-// map[string]any), with a faster path of its own (json_encode.go,
-// json_decode.go). It has no state, so it is trivially safe for
+// it (reference 2.2). It reads and writes JSON as Python's json module
+// does (json_decode.go, json_encode.go): objects become map[string]any,
+// integers int64 (uint64 above, *big.Int beyond), other numbers float64,
+// NaN and the infinities included, and each number is written back as
+// the kind it came as. It has no state, so it is trivially safe for
 // concurrent use; its scratch space is pooled.
 type jsonCodec struct{}
 
@@ -92,4 +96,27 @@ func article(kind string) string {
 		return "an " + kind
 	}
 	return "a " + kind
+}
+
+// DecodeJSON decodes one JSON value as the JSON codec decodes payloads:
+// numbers as Python's json module reads them (integers exactly, NaN and
+// the infinities accepted), within the budgets of limits.go. For programs
+// that take JSON from elsewhere (a command line) and send it on.
+func DecodeJSON(p []byte) (any, error) {
+	v, err := parseJSON(p)
+	if err != nil {
+		return nil, fmt.Errorf("wire: json: %w", err)
+	}
+	return v, nil
+}
+
+// EncodeJSON encodes v as the JSON codec encodes payloads: each number
+// as the kind it is, NaN and the infinities as Python writes them.
+func EncodeJSON(v any) ([]byte, error) {
+	e := jsonEncoderPool.Get().(*jsonEncoder)
+	defer e.release()
+	if !e.value(v) {
+		return e.fail(v)
+	}
+	return bytes.Clone(e.buf), nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"sync"
 
@@ -33,10 +34,6 @@ func (e Ext) EncodeMsgpack(enc *msgpack.Encoder) error {
 	return err
 }
 
-// maxDepth bounds the nesting of decoded arrays and maps, as encoding/json
-// does, so a hostile payload cannot exhaust the stack.
-const maxDepth = 10000
-
 // maxPooledBuffer keeps an occasional huge payload from pinning its buffer
 // in the pool.
 const maxPooledBuffer = 64 << 10
@@ -45,9 +42,10 @@ const maxPooledBuffer = 64 << 10
 // use_bin_type=True): strings as str, []byte as bin, compact integers, map
 // keys sorted so that equal values always encode to equal bytes.
 //
-// Decoding yields map[string]any for maps, []any for arrays, int64 or
-// uint64 for integers (msgpack/v5's loose interface decoding), float64 for
-// floats, string for str, []byte for bin and Ext for extensions.
+// Decoding yields map[string]any for maps, []any for arrays, int64 for
+// integers (uint64 for those above its range: the same types as the JSON
+// codec), float64 for floats, string for str, []byte for bin and Ext for
+// extensions, within the budgets of limits.go.
 //
 // Encoders and decoders are pooled per codec; nothing else is shared, so a
 // codec is safe for concurrent use.
@@ -154,11 +152,22 @@ func (c *msgpackCodec) DecodeReply(p []byte) (result any, failure string, err er
 // because that fails on unregistered extension types, turns bin into
 // string, and sizes allocations from the declared lengths (a 6-byte bin32
 // header could ask for 4 GiB). Here every declared length is checked
-// against the bytes actually left first.
+// against the bytes actually left first, and arrays and maps are not
+// allocated at their declared length at all: their elements are decoded
+// onto a scratch stack, as the JSON decoder does, and copied out once
+// decoded. Otherwise nested array32 headers, each declaring every byte
+// left, allocate the square of the input (7 KB made 79 MiB).
 type msgpackDecoder struct {
 	r       bytes.Reader
 	dec     *msgpack.Decoder
 	scratch []byte
+	values  int // decoded so far, against MaxPayloadValues
+
+	// The elements and members of the arrays and maps being decoded,
+	// innermost last. Entries past len are always zero: the pool must
+	// not pin values.
+	vals  []any
+	pairs []jsonPair
 }
 
 func (c *msgpackCodec) decodePair(p []byte) ([]any, error) {
@@ -174,7 +183,11 @@ func (c *msgpackCodec) decodePair(p []byte) ([]any, error) {
 	left := d.r.Len()
 	d.r.Reset(nil)
 	d.dec.Reset(nil)
-	if cap(d.scratch) <= maxPooledBuffer {
+	d.values = 0
+	clear(d.vals[:cap(d.vals)])
+	clear(d.pairs[:cap(d.pairs)])
+	d.vals, d.pairs = d.vals[:0], d.pairs[:0]
+	if cap(d.scratch) <= maxPooledBuffer && cap(d.vals) <= 1024 && cap(d.pairs) <= 1024 {
 		c.decoders.Put(d)
 	}
 	switch {
@@ -195,14 +208,23 @@ func (c *msgpackCodec) decodePair(p []byte) ([]any, error) {
 
 // value decodes one value of any type.
 func (d *msgpackDecoder) value(depth int) (any, error) {
+	if d.values++; d.values > MaxPayloadValues {
+		return nil, errTooManyValues(-1)
+	}
 	code, err := d.dec.PeekCode()
 	if err != nil {
 		return nil, err
 	}
 	switch {
 	case msgpcode.IsFixedMap(code) || code == msgpcode.Map16 || code == msgpcode.Map32:
+		if d.values += objectCost; d.values > MaxPayloadValues {
+			return nil, errTooManyValues(-1)
+		}
 		return d.object(depth + 1)
 	case msgpcode.IsFixedArray(code) || code == msgpcode.Array16 || code == msgpcode.Array32:
+		if d.values += arrayCost; d.values > MaxPayloadValues {
+			return nil, errTooManyValues(-1)
+		}
 		return d.array(depth + 1)
 	case msgpcode.IsString(code):
 		return d.str()
@@ -211,14 +233,20 @@ func (d *msgpackDecoder) value(depth int) (any, error) {
 	case msgpcode.IsExt(code):
 		return d.ext()
 	}
-	// Only fixed-size scalars are left: nil, bool, integers (as int64 or
-	// uint64) and floats (as float64).
-	return d.dec.DecodeInterfaceLoose()
+	// Only fixed-size scalars are left: nil, bool, integers and floats
+	// (as float64).
+	v, err := d.dec.DecodeInterfaceLoose()
+	if n, ok := v.(uint64); ok && n <= math.MaxInt64 {
+		// v5 gives the uint codes uint64 and the others int64; the JSON
+		// codec gives int64 wherever it fits, and so does this one.
+		return int64(n), err
+	}
+	return v, err
 }
 
 func (d *msgpackDecoder) array(depth int) (any, error) {
-	if depth > maxDepth {
-		return nil, errors.New("nested too deeply")
+	if depth > MaxPayloadDepth {
+		return nil, errTooDeep(-1)
 	}
 	n, err := d.dec.DecodeArrayLen()
 	if err != nil {
@@ -228,18 +256,24 @@ func (d *msgpackDecoder) array(depth int) (any, error) {
 	if n > d.r.Len() {
 		return nil, fmt.Errorf("array of %d elements in %d bytes", n, d.r.Len())
 	}
-	a := make([]any, n)
-	for i := range a {
-		if a[i], err = d.value(depth); err != nil {
+	base := len(d.vals)
+	for range n {
+		v, err := d.value(depth)
+		if err != nil {
 			return nil, err
 		}
+		d.vals = append(d.vals, v)
 	}
+	a := make([]any, n)
+	copy(a, d.vals[base:])
+	clear(d.vals[base:])
+	d.vals = d.vals[:base]
 	return a, nil
 }
 
 func (d *msgpackDecoder) object(depth int) (any, error) {
-	if depth > maxDepth {
-		return nil, errors.New("nested too deeply")
+	if depth > MaxPayloadDepth {
+		return nil, errTooDeep(-1)
 	}
 	n, err := d.dec.DecodeMapLen()
 	if err != nil {
@@ -249,16 +283,24 @@ func (d *msgpackDecoder) object(depth int) (any, error) {
 	if n > d.r.Len()/2 {
 		return nil, fmt.Errorf("map of %d entries in %d bytes", n, d.r.Len())
 	}
-	m := make(map[string]any, n)
+	base := len(d.pairs)
 	for range n {
 		k, err := d.key()
 		if err != nil {
 			return nil, err
 		}
-		if m[k], err = d.value(depth); err != nil {
+		v, err := d.value(depth)
+		if err != nil {
 			return nil, err
 		}
+		d.pairs = append(d.pairs, jsonPair{k, v})
 	}
+	m := make(map[string]any, n)
+	for _, p := range d.pairs[base:] {
+		m[p.k] = p.v
+	}
+	clear(d.pairs[base:])
+	d.pairs = d.pairs[:base]
 	return m, nil
 }
 

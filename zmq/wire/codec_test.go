@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"reflect"
 	"strings"
 	"sync"
@@ -209,17 +210,17 @@ func TestJSONTypes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]any{"method": "m", "args": map[string]any{"n": 3.0, "big": 1e300, "s": "é"}}
+	want := map[string]any{"method": "m", "args": map[string]any{"n": int64(3), "big": 1e300, "s": "é"}}
 	if len(reqCtx) != 0 || !reflect.DeepEqual(body, want) {
 		t.Errorf("got %#v %#v, want {} %#v", reqCtx, body, want)
 	}
 }
 
-// Integers decode loosely to int64/uint64 (msgpack/v5's loose interface
-// decoding), float32 to float64, bin to []byte, integer map keys to text.
+// Integers decode to int64 (uint64 above its range), as with JSON, float32
+// to float64, bin to []byte, integer map keys to text.
 func TestMsgpackTypes(t *testing.T) {
 	p := []byte("\x92\xc0" + // [nil,
-		"\x82\xa6method\xa1m\xa4args\x8b" + // {"method": "m", "args": {11 entries:
+		"\x82\xa6method\xa1m\xa4args\x8d" + // {"method": "m", "args": {11 entries:
 		"\xa1a\x01" + // a: 1 (positive fixint)
 		"\xa1b\xcd\x01\x2c" + // b: 300 (uint16)
 		"\xa1c\xfb" + // c: -5 (negative fixint)
@@ -230,14 +231,17 @@ func TestMsgpackTypes(t *testing.T) {
 		"\xa1h\xc0" + // h: nil
 		"\xa1i\xc3" + // i: true
 		"\xa1j\x81\x07\xa1x" + // j: {7: "x"}
-		"\xa1k\xc4\x00") // k: empty bin
+		"\xa1k\xc4\x00" + // k: empty bin
+		"\xa1l\xcf\xff\xff\xff\xff\xff\xff\xff\xff" + // l: 2^64-1 (uint64)
+		"\xa1m\xcf\x7f\xff\xff\xff\xff\xff\xff\xff") // m: 2^63-1 (uint64 code)
 	reqCtx, body, err := newMsgpackCodec().DecodeRequest(p)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := map[string]any{"method": "m", "args": map[string]any{
-		"a": int64(1), "b": uint64(300), "c": int64(-5), "d": int64(-200), "e": 1.5, "f": 1.5,
+		"a": int64(1), "b": int64(300), "c": int64(-5), "d": int64(-200), "e": 1.5, "f": 1.5,
 		"g": []byte{1, 2}, "h": nil, "i": true, "j": map[string]any{"7": "x"}, "k": []byte{},
+		"l": uint64(math.MaxUint64), "m": int64(math.MaxInt64),
 	}}
 	if len(reqCtx) != 0 || !reflect.DeepEqual(body, want) {
 		t.Errorf("got %#v %#v\nwant {} %#v", reqCtx, body, want)
@@ -325,7 +329,7 @@ var payloadRejections = []struct {
 	{"ext32 claiming 4 GiB", "msgpack", false, "\x92\x80\x81\xa1m\xc9\xff\xff\xff\xff\x01"},
 	{"array32 claiming 4G elements", "msgpack", false, "\x92\x80\x81\xa1m\xdd\xff\xff\xff\xff"},
 	{"map32 claiming 4G entries", "msgpack", false, "\x92\x80\xdf\xff\xff\xff\xff"},
-	{"nested too deeply", "msgpack", false, "\x92\x80\x81\xa1m" + strings.Repeat("\x91", maxDepth+1) + "\xc0"},
+	{"nested too deeply", "msgpack", false, "\x92\x80\x81\xa1m" + strings.Repeat("\x91", MaxPayloadDepth+1) + "\xc0"},
 	{"1-element reply", "msgpack", true, "\x91\xa2ok"},
 	{"failure is a number", "msgpack", true, "\x92\xa2ok\x01"},
 	{"failure is bin", "msgpack", true, "\x92\xc0\xc4\x01x"},

@@ -3,25 +3,25 @@ package wire
 import (
 	"encoding/binary"
 	"fmt"
+	"math"
+	"math/big"
 	"strconv"
 	"sync"
 	"unicode/utf16"
 	"unicode/utf8"
 )
 
-// A single-pass JSON decoder giving exactly what json.Unmarshal gives an
-// any: objects become map[string]any (the last of duplicate keys wins),
-// arrays []any, numbers float64, strings with invalid UTF-8 and unpaired
-// surrogates coerced to U+FFFD. encoding/json validates the whole input,
-// then scans it again to build the values, with reflection; this decoder
-// builds the values as it validates.
+// A single-pass JSON decoder reading what Python's json module writes.
+// Objects become map[string]any (the last of duplicate keys wins), arrays
+// []any, strings with invalid UTF-8 and unpaired surrogates coerced to
+// U+FFFD, as json.Unmarshal gives an any. Numbers keep their kind, as in
+// Python (docs/mixing-with-python.md): an integer literal becomes an int64,
+// a uint64 above that range, a *big.Int beyond; a literal with a fraction
+// or an exponent becomes a float64 (±Inf past its range, as Python's
+// float()); Python's NaN, Infinity and -Infinity are accepted. Within the
+// budgets of limits.go.
 
-// jsonMaxDepth is encoding/json's nesting limit (maxNestingDepth in its
-// scanner): 10000 nested arrays or objects are accepted, one more is not.
-const jsonMaxDepth = 10000
-
-// jsonSyntaxError reports a payload that is not JSON, or a number too large
-// for a float64.
+// jsonSyntaxError reports a payload that is not JSON.
 type jsonSyntaxError struct {
 	msg    string
 	Offset int64 // of the offending byte (the input's length at its end)
@@ -41,7 +41,8 @@ type jsonDecoder struct {
 	data   []byte
 	off    int // next byte to read
 	depth  int
-	numErr error // the first number out of range, reported once the syntax is known to be good
+	values int   // decoded so far, against MaxPayloadValues
+	numErr error // the first integer too long to convert, reported once the syntax is known to be good
 
 	// The elements and members of the arrays and objects being parsed,
 	// innermost last, so each can be allocated once at its final size.
@@ -74,10 +75,9 @@ func newJSONDecoder(p []byte) *jsonDecoder {
 	return d
 }
 
-// decode parses the whole input. A number out of float64's range is not a
-// syntax error: like encoding/json, decode reports it only in d.numErr, so
-// that the caller can give a value of the wrong kind precedence, and puts
-// nil in its place.
+// decode parses the whole input. An integer too long to convert is not a
+// syntax error: decode reports it only in d.numErr, so that the caller can
+// give a value of the wrong kind precedence, and puts nil in its place.
 func (d *jsonDecoder) decode() (any, error) {
 	v, err := d.value()
 	if err != nil {
@@ -129,10 +129,19 @@ func (d *jsonDecoder) value() (any, error) {
 	if d.off >= len(d.data) {
 		return nil, d.eof()
 	}
+	if d.values++; d.values > MaxPayloadValues {
+		return nil, errTooManyValues(int64(d.off))
+	}
 	switch c := d.data[d.off]; c {
 	case '{':
+		if d.values += objectCost; d.values > MaxPayloadValues {
+			return nil, errTooManyValues(int64(d.off))
+		}
 		return d.object()
 	case '[':
+		if d.values += arrayCost; d.values > MaxPayloadValues {
+			return nil, errTooManyValues(int64(d.off))
+		}
 		a, err := d.array()
 		if err != nil {
 			return nil, err
@@ -150,7 +159,14 @@ func (d *jsonDecoder) value() (any, error) {
 		return false, d.literal("false")
 	case 'n':
 		return nil, d.literal("null")
+	case 'N':
+		return math.NaN(), d.literal("NaN")
+	case 'I':
+		return math.Inf(1), d.literal("Infinity")
 	default:
+		if c == '-' && d.off+1 < len(d.data) && d.data[d.off+1] == 'I' {
+			return math.Inf(-1), d.literal("-Infinity")
+		}
 		if c == '-' || '0' <= c && c <= '9' {
 			return d.number()
 		}
@@ -171,8 +187,8 @@ func (d *jsonDecoder) skipSpace() {
 
 // enter consumes the opening bracket or brace of a nested value.
 func (d *jsonDecoder) enter() error {
-	if d.depth++; d.depth > jsonMaxDepth {
-		return d.invalidChar("exceeded max depth")
+	if d.depth++; d.depth > MaxPayloadDepth {
+		return errTooDeep(int64(d.off))
 	}
 	d.off++
 	return nil
@@ -295,7 +311,8 @@ func (d *jsonDecoder) literal(lit string) error {
 }
 
 // number consumes a number, enforcing JSON's grammar exactly, and converts
-// it with strconv.ParseFloat as encoding/json does.
+// it as Python's json module does: an integer literal exactly, any other
+// as a float64.
 func (d *jsonDecoder) number() (any, error) {
 	data, start := d.data, d.off
 	i, ok := start, true
@@ -324,33 +341,46 @@ func (d *jsonDecoder) number() (any, error) {
 	}
 	d.off = i
 	lit := data[start:i]
-
-	// Integers of up to 15 digits are below 2^53, so exact in a float64:
-	// the common case needs no strconv.
-	if i == intEnd && len(lit) <= 15 {
-		neg := lit[0] == '-'
-		if neg {
-			lit = lit[1:]
-		}
-		var n uint64
-		for _, c := range lit {
-			n = n*10 + uint64(c-'0')
-		}
-		f := float64(n)
-		if neg {
-			f = -f // -0 stays negative, as with ParseFloat
-		}
+	if i != intEnd {
+		// Python's float() of the literal: past float64's range it is
+		// ±Inf, below it ±0 (ParseFloat returns them with ErrRange).
+		f, _ := strconv.ParseFloat(string(lit), 64)
 		return f, nil
 	}
-	f, err := strconv.ParseFloat(string(lit), 64)
-	if err != nil {
-		// Only ErrRange is possible: the syntax is checked.
+
+	// Integers of up to 18 digits fit an int64: the common case needs no
+	// strconv.
+	neg := lit[0] == '-'
+	digits := lit
+	if neg {
+		digits = lit[1:]
+	}
+	if len(digits) <= 18 {
+		var n int64
+		for _, c := range digits {
+			n = n*10 + int64(c-'0')
+		}
+		if neg {
+			n = -n
+		}
+		return n, nil
+	}
+	if n, err := strconv.ParseInt(string(lit), 10, 64); err == nil {
+		return n, nil
+	}
+	if !neg {
+		if n, err := strconv.ParseUint(string(lit), 10, 64); err == nil {
+			return n, nil
+		}
+	}
+	if len(digits) > MaxIntegerDigits {
 		if d.numErr == nil {
-			d.numErr = &jsonSyntaxError{msg: "number " + string(lit) + " out of range", Offset: int64(start)}
+			d.numErr = &budgetError{fmt.Sprintf("integer of %d digits exceeds the limit of %d", len(digits), MaxIntegerDigits), int64(start)}
 		}
 		return nil, nil
 	}
-	return f, nil
+	n, _ := new(big.Int).SetString(string(lit), 10) // the syntax is checked
+	return n, nil
 }
 
 // skipDigits returns the index after the digits at data[i:], of which

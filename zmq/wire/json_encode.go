@@ -3,7 +3,10 @@ package wire
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"math"
+	"math/big"
 	"slices"
 	"strconv"
 	"strings"
@@ -13,18 +16,22 @@ import (
 
 // An encoder giving byte for byte what json.Marshal gives (with its
 // default HTML escaping) for the types payloads are made of, without
-// reflection. Other types are handed to json.Marshal one value at a time,
-// whose output for a value does not depend on where the value sits. On any
-// error, or on nesting deep enough to be a cycle, the whole value is
-// encoded again by json.Marshal, so errors are encoding/json's own.
-
-// jsonMaxEncodeDepth is where encoding/json starts looking for cycles
-// (startDetectingCyclesAfter); a cyclic value must not recurse forever.
-const jsonMaxEncodeDepth = 1000
+// reflection, except for floats, which it writes as Python's json module
+// does so that every number goes back with the kind it came with
+// (docs/mixing-with-python.md): an integral float keeps a ".0" (json.Marshal
+// writes 3.0 as 3, which Python reads as an int) and NaN, Infinity and
+// -Infinity are written as Python writes them (json.Marshal fails).
+// Integers, including *big.Int, are written in full, never with an
+// exponent. Other types are handed to json.Marshal one value at a time,
+// whose output for a value does not depend on where the value sits. On an
+// error the whole value is encoded again by json.Marshal, so errors are
+// encoding/json's own, except for nesting beyond MaxPayloadDepth (a cyclic
+// value among others), which no decoder of ours would accept.
 
 type jsonEncoder struct {
 	buf   []byte
 	depth int
+	err   error // why value failed, when it is not json.Marshal's to say
 
 	// The entries of the maps being encoded, innermost last, for sorting.
 	// Entries past len are always zero: the pool must not pin values.
@@ -34,21 +41,32 @@ type jsonEncoder struct {
 
 var jsonEncoderPool = sync.Pool{New: func() any { return new(jsonEncoder) }}
 
-// marshalPair returns json.Marshal([2]any{a, b}), the shape of every
-// payload.
+// errEncodeTooDeep reports a value nested deeper than any decoder of ours
+// (or Python's json module) would read.
+var errEncodeTooDeep = errors.New("wire: json: value nested deeper than " + fmt.Sprint(MaxPayloadDepth) + " levels (or cyclic)")
+
+// marshalPair encodes [a, b], the shape of every payload.
 func marshalPair(a, b any) ([]byte, error) {
 	e := jsonEncoderPool.Get().(*jsonEncoder)
 	defer e.release()
 	e.buf = append(e.buf, '[')
 	if !e.value(a) {
-		return json.Marshal([2]any{a, b})
+		return e.fail([2]any{a, b})
 	}
 	e.buf = append(e.buf, ',')
 	if !e.value(b) {
-		return json.Marshal([2]any{a, b})
+		return e.fail([2]any{a, b})
 	}
 	e.buf = append(e.buf, ']')
 	return bytes.Clone(e.buf), nil
+}
+
+// fail returns the error of a failed encoding of v.
+func (e *jsonEncoder) fail(v any) ([]byte, error) {
+	if e.err != nil {
+		return nil, e.err
+	}
+	return json.Marshal(v)
 }
 
 // release resets e and returns it to the pool, unless a large payload
@@ -100,6 +118,12 @@ func (e *jsonEncoder) value(v any) bool {
 		e.buf = strconv.AppendUint(e.buf, v, 10)
 	case uintptr:
 		e.buf = strconv.AppendUint(e.buf, uint64(v), 10)
+	case *big.Int:
+		if v == nil {
+			e.buf = append(e.buf, "null"...)
+		} else {
+			e.buf = v.Append(e.buf, 10)
+		}
 	case float32:
 		return e.float(float64(v), 32)
 	case json.Number:
@@ -130,8 +154,11 @@ func (e *jsonEncoder) value(v any) bool {
 
 // enter accounts for one more level of nesting.
 func (e *jsonEncoder) enter() bool {
-	e.depth++
-	return e.depth <= jsonMaxEncodeDepth
+	if e.depth++; e.depth > MaxPayloadDepth {
+		e.err = errEncodeTooDeep
+		return false
+	}
+	return true
 }
 
 func (e *jsonEncoder) object(m map[string]any) bool {
@@ -231,11 +258,23 @@ func appendList[T any](e *jsonEncoder, a []T, nested bool, elem func(T) bool) bo
 	return true
 }
 
-// float appends f as encoding/json's floatEncoder does: like ES6's
-// number to string conversion. NaN and infinities are errors.
+// float appends f as Python's json module reads it back as the same
+// float: as encoding/json's floatEncoder does (like ES6's number to string
+// conversion), with ".0" after an integral value and NaN, Infinity and
+// -Infinity for the values JSON has no literal for (Python's default).
 func (e *jsonEncoder) float(f float64, bits int) bool {
-	if math.IsInf(f, 0) || math.IsNaN(f) {
-		return false
+	e.buf = appendFloat(e.buf, f, bits)
+	return true
+}
+
+func appendFloat(b []byte, f float64, bits int) []byte {
+	switch {
+	case math.IsNaN(f):
+		return append(b, "NaN"...)
+	case math.IsInf(f, 1):
+		return append(b, "Infinity"...)
+	case math.IsInf(f, -1):
+		return append(b, "-Infinity"...)
 	}
 	format := byte('f')
 	// The cutoffs are compared at the value's own precision.
@@ -244,16 +283,20 @@ func (e *jsonEncoder) float(f float64, bits int) bool {
 			format = 'e'
 		}
 	}
-	b := strconv.AppendFloat(e.buf, f, format, -1, bits)
+	start := len(b)
+	b = strconv.AppendFloat(b, f, format, -1, bits)
 	if format == 'e' {
 		// e-07 becomes e-7.
 		if n := len(b); b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
 			b[n-2] = b[n-1]
 			b = b[:n-1]
 		}
+		return b
 	}
-	e.buf = b
-	return true
+	if bytes.IndexByte(b[start:], '.') < 0 {
+		b = append(b, ".0"...)
+	}
+	return b
 }
 
 // isJSONNumber reports whether s is a JSON number literal.
