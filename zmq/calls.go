@@ -12,10 +12,11 @@ type callResult struct {
 // entry is added before the request is handed to the loop (reference gotcha
 // 4) and removed by the reply, the caller's deadline, or Close.
 type pendingCalls struct {
-	mu   sync.Mutex
-	m    map[string]chan callResult
-	free sync.Pool // of empty chan callResult, given back by release
-	bufs sync.Pool // of *[]byte, reply payloads, given back by releasePayload
+	mu     sync.Mutex
+	m      map[string]chan callResult
+	closed error     // set by failAll: later calls fail at once with it
+	free   sync.Pool // of empty chan callResult, given back by release
+	bufs   sync.Pool // of *[]byte, reply payloads, given back by releasePayload
 }
 
 // maxPooledReply bounds the reply buffers kept for reuse; a larger reply's
@@ -28,7 +29,13 @@ func (p *pendingCalls) add(id []byte) chan callResult {
 		ch = make(chan callResult, 1)
 	}
 	p.mu.Lock()
-	p.m[string(id)] = ch
+	if p.closed != nil {
+		// Close has failed the calls before this one: so is this,
+		// at once, rather than after its deadline.
+		ch <- callResult{err: p.closed}
+	} else {
+		p.m[string(id)] = ch
+	}
 	p.mu.Unlock()
 	return ch
 }
@@ -99,6 +106,7 @@ func (p *pendingCalls) failAll(err error) {
 	p.mu.Lock()
 	m := p.m
 	p.m = make(map[string]chan callResult)
+	p.closed = err
 	p.mu.Unlock()
 	for _, ch := range m {
 		ch <- callResult{err: err}

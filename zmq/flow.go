@@ -92,6 +92,14 @@ func (g *flowGate) leave() {
 // gates hands out one flowGate per registry key.
 type gates struct{ m sync.Map }
 
+// drop forgets key's gate when nothing holds a place in it; a sender that
+// got it before keeps using it, harmlessly.
+func (gs *gates) drop(key string) {
+	if g, ok := gs.m.Load(key); ok && g.(*flowGate).queued.Load() == 0 {
+		gs.m.Delete(key)
+	}
+}
+
 func (gs *gates) get(key string) *flowGate {
 	if g, ok := gs.m.Load(key); ok {
 		return g.(*flowGate)

@@ -298,3 +298,145 @@ func TestProxyAnswersUnroutableCalls(t *testing.T) {
 		t.Errorf("call for the ghost alone: %v, want a timeout", err)
 	}
 }
+
+// withIdle shortens idleEvict for a test.
+func withIdle(d time.Duration) Option { return func(o *options) { o.idle = d } }
+
+// TestIdleTargetsAreEvicted: a target no message uses loses its route, its
+// round-robin socket (retired, still receiving), its gate and its fanout
+// sockets; the next message to it finds it again.
+func TestIdleTargetsAreEvicted(t *testing.T) {
+	cfg := testConfig()
+	mm := dummy.New()
+	srv := newTransport(t, cfg, mm)
+	startServers(t, srv, "idle", "s1", "s2")
+	cli, err := New(cfg, WithMatchmaker(mm), withIdle(200*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cli.Close() })
+	held := func() (rr, fan, retired int) {
+		_ = cli.loop.Call(func() error {
+			rr, fan, retired = len(cli.rrSocks), len(cli.fan.socks), len(cli.retired)
+			return nil
+		})
+		return
+	}
+	target := messaging.Target{Topic: "idle", Server: "s1"}
+	call(t, cli, target, "echo", "a")
+	if err := cli.Cast(context.Background(), messaging.Target{Topic: "idle", Fanout: true}, msg("echo", "f"), messaging.SendOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if rr, fan, _ := held(); rr != 1 || fan != 2 {
+		t.Fatalf("after a call and a fanout the client holds %d round-robin and %d fanout sockets, want 1 and 2", rr, fan)
+	}
+	waitFor(t, func() bool { return cli.Stats().Evicted >= 2 }, "the idle targets to be evicted")
+	rr, fan, retired := held()
+	if rr != 0 || fan != 0 || retired != 1 {
+		t.Errorf("after eviction: %d round-robin, %d fanout, %d retired sockets; want 0, 0, 1", rr, fan, retired)
+	}
+	if res := call(t, cli, target, "echo", "b"); res != "s1:b" {
+		t.Errorf("call after eviction = %v", res)
+	}
+}
+
+// withStuck shortens loopStuck for a test.
+func withStuck(d time.Duration) Option { return func(o *options) { o.stuck = d } }
+
+// TestCloseRaces: Close fails at once the calls it finds waiting for a
+// reply, for a server to register, and those that start after it.
+func TestCloseRaces(t *testing.T) {
+	cfg := testConfig()
+	mm := dummy.New()
+	srv := newTransport(t, cfg, mm)
+	startServers(t, srv, "race", "s1")
+	cli, err := New(cfg, WithMatchmaker(mm))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	errs := make(chan error, 2)
+	go func() { // answered never: "ignore" has no reply
+		_, err := cli.Call(ctx, messaging.Target{Topic: "race", Server: "s1"}, msg("ignore", ""), messaging.SendOptions{})
+		errs <- err
+	}()
+	go func() { // nobody registers "nobody"
+		_, err := cli.Call(ctx, messaging.Target{Topic: "nobody"}, msg("echo", ""), messaging.SendOptions{})
+		errs <- err
+	}()
+	waitFor(t, func() bool { return srv.Stats().Received >= 1 }, "the first call to reach the server")
+	start := time.Now()
+	if err := cli.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := <-errs; !errors.Is(err, messaging.ErrClosed) {
+			t.Errorf("a call waiting during Close: %v, want ErrClosed", err)
+		}
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("the calls failed %v after Close began", took)
+	}
+	if _, err := cli.Call(ctx, messaging.Target{Topic: "race"}, msg("echo", ""), messaging.SendOptions{}); !errors.Is(err, messaging.ErrClosed) {
+		t.Errorf("a call after Close: %v, want ErrClosed", err)
+	}
+	// A call that got past the closed check before Close failed its
+	// pending calls fails at once too.
+	var p pendingCalls
+	p.m = map[string]chan callResult{}
+	p.failAll(messaging.ErrClosed)
+	select {
+	case r := <-p.add([]byte("late")):
+		if !errors.Is(r.err, messaging.ErrClosed) {
+			t.Errorf("late call result %v", r.err)
+		}
+	default:
+		t.Error("a call added after failAll waits")
+	}
+}
+
+// TestCloseWithStuckInlineHandler: an inline handler that never returns
+// holds the socket loop; Close still returns, within the stuck bound.
+func TestCloseWithStuckInlineHandler(t *testing.T) {
+	cfg := testConfig()
+	mm := dummy.New()
+	release := make(chan struct{})
+	defer close(release) // lets the loop end before goleak looks
+	srv, err := New(cfg, WithMatchmaker(mm), withStuck(300*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	entered := make(chan struct{}, 1)
+	s, err := messaging.NewServer(srv, messaging.Target{Topic: "stuck", Server: "s1"}, messaging.WithInline(), messaging.WithLogger(proxyLog))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Register("hang", func(context.Context, map[string]any) (any, error) {
+		entered <- struct{}{}
+		<-release // ignores its ctx
+		return nil, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	cli := newTransport(t, cfg, mm)
+	if err := cli.Cast(context.Background(), messaging.Target{Topic: "stuck", Server: "s1"}, msg("hang", ""), messaging.SendOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	<-entered
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() { done <- srv.Close() }()
+	select {
+	case err := <-done:
+		t.Logf("Close returned after %v with the loop stuck: %v", time.Since(start).Round(time.Millisecond), err)
+		if !errors.Is(err, errLoopStuck) {
+			t.Errorf("Close = %v, want errLoopStuck", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("Close hangs on an inline handler that never returns")
+	}
+}

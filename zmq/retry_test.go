@@ -83,3 +83,35 @@ func TestTTLCache(t *testing.T) {
 		t.Fatal("ttl 0 must never expire")
 	}
 }
+
+// TestTTLCacheBudget: ids and replies are bounded by bytes, oldest first,
+// whatever the ttl.
+func TestTTLCacheBudget(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	const budget = 10 * (entryOverhead + 1 + 100)
+	c := newTTLCacheBudget(time.Hour, budget)
+	reply := [][]byte{make([]byte, 100)}
+	for i := range 1000 {
+		e := c.add([]byte{byte(i)}, t0.Add(time.Duration(i)*time.Millisecond))
+		c.setReply(e, reply)
+		if c.used > budget {
+			t.Fatalf("after %d entries the cache holds %d bytes, budget %d", i+1, c.used, budget)
+		}
+	}
+	if c.len() != 10 || c.evicted != 990 {
+		t.Errorf("holds %d entries, evicted %d; want the last 10 and 990", c.len(), c.evicted)
+	}
+	if e, ok := c.get([]byte{byte(999 % 256)}, t0.Add(time.Second)); !ok || e.reply == nil {
+		t.Error("the newest entry or its reply is gone")
+	}
+	// An entry evicted before its reply is stored does not count it.
+	old := c.add([]byte("old"), t0.Add(2*time.Second))
+	for i := range 20 {
+		c.add([]byte{'n', byte(i)}, t0.Add(3*time.Second))
+	}
+	used := c.used
+	c.setReply(old, reply)
+	if c.used != used {
+		t.Errorf("a reply for an evicted entry was counted: %d -> %d bytes", used, c.used)
+	}
+}

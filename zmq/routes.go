@@ -26,6 +26,16 @@ type route struct {
 	gen    uint64
 	rr     atomic.Uint64
 	ready  atomic.Bool // direct mode: the first send has waited for the connections
+	used   atomic.Bool // got since the last idle sweep
+}
+
+// touch marks r used, writing only when it was not (a shared cache line
+// per call otherwise).
+func (r *route) touch() *route {
+	if !r.used.Load() {
+		r.used.Store(true)
+	}
+	return r
 }
 
 // pick returns the next host in round-robin order.
@@ -53,24 +63,28 @@ type routeCache struct {
 	// keeps hosts (see store).
 	keep time.Duration
 
-	mu    sync.RWMutex
-	m     map[string]*route
-	seen  map[string]map[string]time.Time // key -> host -> last read
-	stale map[string]bool                 // keys whose last read failed
-	gen   uint64
+	closing <-chan struct{} // the transport's Close has begun
+
+	mu      sync.RWMutex
+	m       map[string]*route
+	seen    map[string]map[string]time.Time // key -> host -> last read
+	stale   map[string]bool                 // keys whose last read failed
+	lastUse map[string]time.Time            // key -> the idle sweep that last saw it used
+	gen     uint64
 }
 
 func newRouteCache(mm matchmaker.Matchmaker, lt matchmaker.ListenerType, cfg *config.Config, log *slog.Logger) *routeCache {
 	return &routeCache{
-		mm:    mm,
-		lt:    lt,
-		log:   log,
-		wait:  max(cfg.Redis.WaitTimeout, 10*time.Millisecond),
-		check: max(cfg.Redis.CheckTimeout, time.Second),
-		keep:  cfg.TargetUpdate + time.Second,
-		m:     make(map[string]*route),
-		seen:  make(map[string]map[string]time.Time),
-		stale: make(map[string]bool),
+		mm:      mm,
+		lt:      lt,
+		log:     log,
+		wait:    max(cfg.Redis.WaitTimeout, 10*time.Millisecond),
+		check:   max(cfg.Redis.CheckTimeout, time.Second),
+		keep:    cfg.TargetUpdate + time.Second,
+		m:       make(map[string]*route),
+		seen:    make(map[string]map[string]time.Time),
+		stale:   make(map[string]bool),
+		lastUse: make(map[string]time.Time),
 	}
 }
 
@@ -95,7 +109,7 @@ func (c *routeCache) get(ctx context.Context, target messaging.Target, fanout bo
 	r := c.m[key]
 	c.mu.RUnlock()
 	if r != nil {
-		return r, nil
+		return r.touch(), nil
 	}
 
 	lookup := c.lookupFunc(mt, fanout)
@@ -117,11 +131,16 @@ func (c *routeCache) get(ctx context.Context, target messaging.Target, fanout bo
 			}
 		}
 		if len(hosts) > 0 {
-			return c.store(key, mt, fanout, hosts, readAt), nil
+			if r := c.store(key, mt, fanout, hosts, readAt); r != nil {
+				return r.touch(), nil
+			}
+			return nil, fmt.Errorf("%w: nothing registered under %s", messaging.ErrNoRoute, key)
 		}
 		select {
 		case <-ctx.Done():
 			return nil, fmt.Errorf("%w: nothing registered under %s", messaging.ErrNoRoute, key)
+		case <-c.closing:
+			return nil, messaging.ErrClosed
 		case <-time.After(pause):
 		}
 		pause = min(pause*2, c.wait)
@@ -163,6 +182,7 @@ func (c *routeCache) store(key string, t matchmaker.Target, fanout bool, fetched
 		delete(c.m, key)
 		delete(c.seen, key)
 		delete(c.stale, key)
+		delete(c.lastUse, key)
 		return nil
 	}
 	if old != nil && slices.Equal(old.hosts, hosts) {
@@ -172,6 +192,30 @@ func (c *routeCache) store(key string, t matchmaker.Target, fanout bool, fetched
 	r := &route{key: key, target: t, fanout: fanout, hosts: hosts, gen: c.gen}
 	c.m[key] = r
 	return r
+}
+
+// evictIdle forgets the routes no message has used for idle (seen by
+// the sweeps at now), so that they are no longer refreshed, and returns
+// them: their sockets and gates can go too (docs/lifecycle.md).
+func (c *routeCache) evictIdle(now time.Time, idle time.Duration) []*route {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []*route
+	for k, r := range c.m {
+		last, ok := c.lastUse[k]
+		if r.used.Swap(false) || !ok {
+			c.lastUse[k] = now
+			continue
+		}
+		if now.Sub(last) >= idle {
+			delete(c.m, k)
+			delete(c.seen, k)
+			delete(c.stale, k)
+			delete(c.lastUse, k)
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // exclude drops host from key's route: the server answered that it is
@@ -191,6 +235,7 @@ func (c *routeCache) exclude(key, host string) {
 		delete(c.m, key)
 		delete(c.seen, key)
 		delete(c.stale, key)
+		delete(c.lastUse, key)
 		return
 	}
 	c.gen++

@@ -423,14 +423,14 @@ func (l *listener) drain() {
 	cancel()
 	if !l.notify {
 		start := time.Now()
-		_ = t.loop.Call(func() error {
+		_ = t.callLoop(func() error {
 			l.draining, l.lastRecv = true, start
 			l.applyReceiving()
 			return nil
 		})
 		for {
 			var quiet time.Duration
-			if t.loop.Call(func() error { quiet = time.Since(l.lastRecv); return nil }) != nil {
+			if t.callLoop(func() error { quiet = time.Since(l.lastRecv); return nil }) != nil {
 				break // the transport is closing
 			}
 			if quiet >= drainQuiet || time.Since(start) >= t.cfg.PollTimeout {
@@ -439,7 +439,7 @@ func (l *listener) drain() {
 			time.Sleep(drainQuiet - quiet)
 		}
 	}
-	_ = t.loop.Call(func() error {
+	_ = t.callLoop(func() error {
 		l.stopped = true
 		l.applyReceiving()
 		return nil
@@ -452,9 +452,11 @@ func (l *listener) Close() error {
 	_ = l.Stop()
 	l.closeOnce.Do(func() {
 		t := l.t
-		dctx, cancel := context.WithTimeout(context.Background(), time.Duration(zsock.LingerMs(t.cfg))*time.Millisecond)
-		_ = t.loop.Drain(dctx)
-		cancel()
+		if !t.stuck.Load() {
+			dctx, cancel := context.WithTimeout(context.Background(), time.Duration(zsock.LingerMs(t.cfg))*time.Millisecond)
+			_ = t.loop.Drain(dctx)
+			cancel()
+		}
 		l.closed.Store(true)
 		l.closeSocket()
 		t.mu.Lock()
@@ -494,7 +496,7 @@ func (l *listener) applyReceiving() {
 }
 
 func (l *listener) closeSocket() {
-	_ = l.t.loop.Call(func() error {
+	_ = l.t.callLoop(func() error {
 		// The monitor's PAIR closes after the socket it watches.
 		l.t.unwatchProxies(l)
 		socks := []*zsock.Socket{l.sock, l.sub, l.subMon}
@@ -555,20 +557,26 @@ func (l *listener) onRequest(via *zsock.Socket, frames [][]byte, err error) {
 // StoppingFailure naming this server, unrun: its caller sends it to
 // another server (docs/lifecycle.md). Loop goroutine only.
 func (l *listener) bounce(req wire.Request, via *zsock.Socket, entry *cacheEntry) {
+	l.t.stats.drop("server_stopping")
+	l.answerFailure(req, via, entry, messaging.StoppingFailure(l.host))
+}
+
+// answerFailure answers a CALL that is not run with f, and keeps the
+// answer for a re-send of the same id. Loop goroutine only.
+func (l *listener) answerFailure(req wire.Request, via *zsock.Socket, entry *cacheEntry, f *messaging.Failure) {
 	t := l.t
-	t.stats.drop("server_stopping")
-	fs, err := messaging.MarshalFailure(messaging.StoppingFailure(l.host))
+	fs, err := messaging.MarshalFailure(f)
 	var payload []byte
 	if err == nil {
 		payload, err = t.codec.EncodeReply(nil, fs)
 	}
 	if err != nil {
-		t.log.Warn("cannot answer a call while stopping", "msg_id", string(req.ID), "err", err)
+		t.log.Warn("cannot answer a call that is not run", "msg_id", string(req.ID), "class", f.Class, "err", err)
 		return
 	}
 	frames := l.replyFrames(req.Peer, req.ID, payload)
-	if entry != nil {
-		entry.reply = frames
+	if l.seen != nil {
+		l.seen.setReply(entry, frames)
 	}
 	l.sendOut(via, wire.Reply, frames, req.ID)
 }
@@ -743,7 +751,7 @@ func (in *incoming) Reply(result any, failure *messaging.Failure) error {
 	frames := l.replyFrames(in.peer, in.id, payload)
 	err = t.loop.Do(func() {
 		if in.entry != nil {
-			in.entry.reply = frames
+			l.seen.setReply(in.entry, frames)
 		}
 		l.sendOut(in.via, wire.Reply, frames, in.id)
 	})

@@ -12,7 +12,8 @@ type Stats struct {
 	Received uint64            // valid messages received
 	Acked    uint64            // acked delivery: requests acknowledged by their server
 	Resent   uint64            // acked delivery: requests sent again for want of an ack or reply
-	Rerouted uint64            // CALLs sent to another server after StoppingFailure (docs/lifecycle.md)
+	Rerouted uint64            // CALLs sent again after a ServerStopping or ServerUnreachable answer (docs/lifecycle.md)
+	Evicted  uint64            // targets idle long enough to lose their route, sockets and gate
 	Dropped  map[string]uint64 // messages dropped, by reason
 }
 
@@ -20,6 +21,7 @@ type counters struct {
 	sent, received atomic.Uint64
 	acked, resent  atomic.Uint64
 	rerouted       atomic.Uint64
+	evicted        atomic.Uint64
 	mu             sync.Mutex
 	dropped        map[string]uint64
 }
@@ -36,5 +38,5 @@ func (c *counters) drop(reason string) {
 func (c *counters) snapshot() Stats {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return Stats{Sent: c.sent.Load(), Received: c.received.Load(), Acked: c.acked.Load(), Resent: c.resent.Load(), Rerouted: c.rerouted.Load(), Dropped: maps.Clone(c.dropped)}
+	return Stats{Sent: c.sent.Load(), Received: c.received.Load(), Acked: c.acked.Load(), Resent: c.resent.Load(), Rerouted: c.rerouted.Load(), Evicted: c.evicted.Load(), Dropped: maps.Clone(c.dropped)}
 }

@@ -2,9 +2,11 @@ package zmq
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/oslozmq/fabric/config"
@@ -19,8 +21,10 @@ import (
 type Option func(*options)
 
 type options struct {
-	mm  matchmaker.Matchmaker
-	log *slog.Logger
+	mm    matchmaker.Matchmaker
+	log   *slog.Logger
+	idle  time.Duration // idleEvict unless a test sets it
+	stuck time.Duration // loopStuck unless a test sets it
 }
 
 // WithMatchmaker makes the transport use mm instead of building one from the
@@ -33,19 +37,25 @@ func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
 
 // Transport is the ZeroMQ messaging.Driver.
 type Transport struct {
-	cfg    *config.Config
-	log    *slog.Logger
-	mm     matchmaker.Matchmaker
-	ownMM  bool
-	codec  wire.Codec
-	zctx   *zsock.Context
-	loop   *zsock.Loop
-	ids    *idGen
-	stats  counters
-	calls  pendingCalls
-	routes *routeCache
-	flow   gates    // direct-mode casts, by registry key
-	fan    fanState // direct-mode fanouts and notifications, by host
+	cfg  *config.Config
+	idle time.Duration // idleEvict, or a test's
+
+	// The socket loop ran nothing for stuckAfter while Stop or Close waited
+	// for it (callLoop): they go on without it.
+	stuckAfter time.Duration
+	stuck      atomic.Bool
+	log        *slog.Logger
+	mm         matchmaker.Matchmaker
+	ownMM      bool
+	codec      wire.Codec
+	zctx       *zsock.Context
+	loop       *zsock.Loop
+	ids        *idGen
+	stats      counters
+	calls      pendingCalls
+	routes     *routeCache
+	flow       gates    // direct-mode casts, by registry key
+	fan        fanState // direct-mode fanouts and notifications, by host
 
 	// proxyFlow bounds the casts, fanouts and notifications to the
 	// proxies that libzmq has not taken (flow.go); proxyLeave and
@@ -73,6 +83,7 @@ type Transport struct {
 
 	mu        sync.Mutex
 	closed    bool
+	closing   chan struct{} // closed when Close begins
 	listeners map[*listener]struct{}
 	pubSubLog sync.Once
 
@@ -86,7 +97,7 @@ var _ messaging.Driver = (*Transport)(nil)
 // New starts a transport for cfg. It builds the matchmaker the configuration
 // names (dummy or redis) unless WithMatchmaker is given.
 func New(cfg *config.Config, opts ...Option) (*Transport, error) {
-	o := options{}
+	o := options{idle: idleEvict, stuck: loopStuck}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -102,6 +113,8 @@ func New(cfg *config.Config, opts ...Option) (*Transport, error) {
 	}
 	t := &Transport{
 		cfg:        cfg,
+		idle:       o.idle,
+		stuckAfter: o.stuck,
 		log:        o.log,
 		mm:         o.mm,
 		codec:      codec,
@@ -129,8 +142,12 @@ func New(cfg *config.Config, opts ...Option) (*Transport, error) {
 		t.closeMM()
 		return nil, err
 	}
-	t.routes = newRouteCache(t.mm, t.listenerType(), cfg, o.log)
 	t.bgCtx, t.cancelBg = context.WithCancel(context.Background())
+	t.closing = make(chan struct{})
+	t.routes = newRouteCache(t.mm, t.listenerType(), cfg, o.log)
+	// A message waiting for a server to register fails when Close
+	// begins, not at its deadline.
+	t.routes.closing = t.closing
 	t.goBg(func(ctx context.Context) { t.routes.refreshLoop(ctx, t.cfg.TargetUpdate) })
 	t.goBg(t.sweepLoop)
 	if cfg.UseRouterProxy || cfg.UsePubSub {
@@ -153,20 +170,86 @@ func New(cfg *config.Config, opts ...Option) (*Transport, error) {
 	return t, nil
 }
 
-// sweepEvery is how often idle and retired resources are looked at.
-const sweepEvery = time.Second
+// idleEvict: a target no message has used for this long loses its route
+// (no more matchmaker reads), its round-robin socket (retired: it still
+// receives the replies on their way), its flow gate and its fanout
+// sockets (docs/lifecycle.md).
+const idleEvict = 10 * time.Minute
 
-// sweepLoop closes retired sockets whose time is up until ctx ends.
+// sweepEvery is how often idle and retired resources are looked at; more
+// often when the idle time is shorter (tests).
+func (t *Transport) sweepEvery() time.Duration {
+	return min(time.Second, max(t.idle/4, 10*time.Millisecond))
+}
+
+// sweepLoop closes retired sockets whose time is up and evicts idle
+// targets until ctx ends.
 func (t *Transport) sweepLoop(ctx context.Context) {
-	tick := time.NewTicker(sweepEvery)
+	tick := time.NewTicker(t.sweepEvery())
 	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case now := <-tick.C:
-			_ = t.loop.Do(func() { t.sweepRetired(now, false) })
+			idle := t.routes.evictIdle(now, t.idle)
+			_ = t.loop.Do(func() {
+				t.sweepRetired(now, false)
+				for _, r := range idle {
+					t.evict(r)
+				}
+			})
 		}
+	}
+}
+
+// evict releases what an idle target held. Loop goroutine only.
+func (t *Transport) evict(r *route) {
+	t.stats.evicted.Add(1)
+	if r.fanout {
+		if old := t.fan.keys[r.key]; old != nil {
+			delete(t.fan.keys, r.key)
+			for _, h := range old.hosts {
+				t.unrefFanSock(h)
+			}
+		}
+		return
+	}
+	if d := t.rrSocks[r.key]; d != nil {
+		t.retire(r.key, d)
+	}
+	t.flow.drop(r.key)
+}
+
+// loopStuck bounds how long Stop and Close wait for the socket loop to
+// run their work. Only a handler run inline (messaging.WithInline) that
+// does not return holds the loop that long.
+const loopStuck = 10 * time.Second
+
+// errLoopStuck: the socket loop did not run the work within stuckAfter.
+var errLoopStuck = errors.New("zmq: the socket loop is stuck (an inline handler that does not return?)")
+
+// callLoop is Loop.Call for the paths that must end (Stop, Close): it
+// waits at most stuckAfter, and once the loop has been found stuck, not at
+// all.
+func (t *Transport) callLoop(fn func() error) error {
+	if t.stuck.Load() {
+		return errLoopStuck
+	}
+	res := make(chan error, 1)
+	if err := t.loop.Do(func() { res <- fn() }); err != nil {
+		return err
+	}
+	timer := time.NewTimer(t.stuckAfter)
+	defer timer.Stop()
+	select {
+	case err := <-res:
+		return err
+	case <-timer.C:
+		if !t.stuck.Swap(true) {
+			t.log.Error("the socket loop has run nothing for a while; stopping and closing go on without it", "waited", t.stuckAfter, "err", errLoopStuck)
+		}
+		return errLoopStuck
 	}
 }
 
@@ -209,6 +292,7 @@ func (t *Transport) Close() error {
 		return nil
 	}
 	t.closed = true
+	close(t.closing)
 	ls := make([]*listener, 0, len(t.listeners))
 	for l := range t.listeners {
 		ls = append(ls, l)
@@ -230,11 +314,14 @@ func (t *Transport) Close() error {
 	// Casts, fanouts and notifications handed to the loop may still wait for
 	// a connection (IMMEDIATE); give them the linger time to leave.
 	dctx, cancel := context.WithTimeout(context.Background(), time.Duration(zsock.LingerMs(t.cfg))*time.Millisecond)
+	if t.stuck.Load() {
+		cancel()
+	}
 	if err := t.loop.Drain(dctx); err != nil {
 		t.log.Warn("closing with messages that found no peer", "err", err)
 	}
 	cancel()
-	_ = t.loop.Call(func() error {
+	_ = t.callLoop(func() error {
 		for k, d := range t.rrSocks {
 			t.closeDealer(d)
 			delete(t.rrSocks, k)
@@ -251,6 +338,14 @@ func (t *Transport) Close() error {
 		}
 		return nil
 	})
+	if t.stuck.Load() {
+		// It may never return, and the sockets it holds keep the
+		// ZeroMQ context from ending: both are left to the process's
+		// exit.
+		go t.loop.Close()
+		t.closeMM()
+		return errLoopStuck
+	}
 	t.loop.Close()
 	err := t.termContext()
 	t.closeMM()

@@ -20,27 +20,9 @@ func (l *listener) answerUndecodable(req wire.Request, via *zsock.Socket, entry 
 	if req.Type != wire.Call {
 		return
 	}
-	t := l.t
-	failure, err := messaging.MarshalFailure(&messaging.Failure{
+	l.t.stats.drop(reasonBadPayloadAnswered)
+	l.answerFailure(req, via, entry, &messaging.Failure{
 		Class: "ValueError", Module: "builtins",
 		Message: "cannot decode the request payload: " + decodeErr.Error(),
 	})
-	if err != nil {
-		return // a Failure of strings always encodes
-	}
-	payload, err := t.codec.EncodeReply(nil, failure)
-	if err != nil {
-		return
-	}
-	var frames [][]byte
-	if l.dealers != nil {
-		frames = wire.ProxyReply(req.Peer, req.ID, payload)
-	} else {
-		frames = wire.DirectReply(req.Peer, req.ID, payload)
-	}
-	if entry != nil {
-		entry.reply = frames // a re-send gets the same answer
-	}
-	t.stats.drop(reasonBadPayloadAnswered)
-	l.sendOut(via, wire.Reply, frames, req.ID)
 }
