@@ -204,6 +204,13 @@ func testPauseCompute(t *testing.T, c *cluster) {
 	if !f.settled {
 		t.Fatalf("topic calls did not settle on compute2: %s", f)
 	}
+	// Topic calls fail only while the heartbeats have not yet told the
+	// clients (direct mode) or the proxies (proxy mode, which then answer
+	// ServerUnreachable: docs/lifecycle.md) that compute1 is gone: each
+	// probe call to it waits out its 2 s, so three at most.
+	if f.failed > 3 {
+		t.Errorf("%d topic calls failed while compute1 was paused, want at most 3: %s", f.failed, f)
+	}
 	// Once settled, topic calls all go to compute2.
 	tag := "while-compute1-paused-" + c.mode
 	c.mustZmqrpc("call", "--timeout", "5s", "--topic", "compute", "--repeat", "6", "echo", "arg="+tag)
