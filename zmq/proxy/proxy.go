@@ -41,9 +41,9 @@ type Addresses struct {
 }
 
 var (
-	// ErrLocalPublisher: [zmq_proxy_opts] local_publisher is set; the
-	// per-node publisher proxy is not implemented.
-	ErrLocalPublisher = errors.New("local publisher mode is not implemented")
+	// ErrLocalPublisher: New was given a configuration with
+	// [zmq_proxy_opts] local_publisher set; NewLocal builds that one.
+	ErrLocalPublisher = errors.New("the local publisher is built by NewLocal, not New")
 	// ErrStarted: Run was called a second time.
 	ErrStarted = errors.New("proxy: Run called more than once")
 )
@@ -104,7 +104,7 @@ type Proxy struct {
 }
 
 // New checks cfg and prepares a proxy; it opens nothing. Configuration
-// problems, local_publisher included, are errors wrapping
+// problems are errors wrapping
 // config.ErrInvalid. The matchmaker is the one given with WithMatchmaker,
 // else the one [zmq_proxy_opts] url names, else the one of the transport
 // settings ([DEFAULT] transport_url, rpc_zmq_matchmaker, [matchmaker_redis]).
@@ -123,7 +123,7 @@ func New(cfg *config.Config, opts ...Option) (*Proxy, error) {
 		return nil, err
 	}
 	if cfg.Proxy.LocalPublisher {
-		return nil, &config.Error{Section: "zmq_proxy_opts", Option: "local_publisher", Value: "true", Err: ErrLocalPublisher}
+		return nil, fmt.Errorf("proxy: %w", ErrLocalPublisher)
 	}
 	bindHost, err := zsock.ResolveBindAddress(cfg.BindAddress)
 	if err != nil {
@@ -184,37 +184,19 @@ func (p *Proxy) Run(ctx context.Context) error {
 	if !p.started.CompareAndSwap(false, true) {
 		return ErrStarted
 	}
-	mm := p.mm
-	if mm == nil {
-		built, err := fromconfig.New(ctx, p.mmCfg, p.log)
-		if err != nil {
-			return fmt.Errorf("proxy: matchmaker: %w", err)
-		}
-		defer built.Close()
-		mm = built
-		if p.mmCfg.Matchmaker == config.MatchmakerDummy {
-			p.log.Warn("the dummy matchmaker keeps registrations inside this process; set [zmq_proxy_opts] url or rpc_zmq_matchmaker = redis for a shared one")
-		}
+	mm, closeMM, err := openMatchmaker(ctx, p.mm, p.mmCfg, p.log)
+	if err != nil {
+		return err
 	}
+	defer closeMM()
 
-	zctx, err := zsock.NewContext()
-	if err != nil {
-		return fmt.Errorf("proxy: %w", err)
-	}
-	loop, err := zsock.NewLoop(p.log)
-	if err != nil {
-		_ = zctx.Term()
-		return fmt.Errorf("proxy: %w", err)
-	}
 	var socks *sockets
-	err = loop.Call(func() error {
+	rt, err := startRuntime(p.log, func(zctx *zsock.Context, loop *zsock.Loop) error {
 		var err error
 		socks, err = p.open(zctx, loop)
 		return err
 	})
 	if err != nil {
-		loop.Close()
-		_ = zctx.Term()
 		return err
 	}
 	addrs := socks.addresses(p.cfg.Proxy.Host, p.mode)
@@ -240,7 +222,7 @@ func (p *Proxy) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { reg.run(regCtx, wait) })
 
-	runErr := p.watch(ctx, loop)
+	runErr := rt.watch(ctx)
 
 	p.serving.Store(false)
 	stopReg()
@@ -250,35 +232,11 @@ func (p *Proxy) Run(ctx context.Context) error {
 		p.log.Warn("matchmaker unregistration failed; the entries expire after zmq_target_expire", "err", err)
 	}
 	cancel()
-	if err := loop.Call(func() error { socks.close(loop); return nil }); err != nil {
-		// The loop goroutine is gone, so nothing else uses the sockets.
-		loop.Close()
-		socks.close(nil)
-	} else {
-		loop.Close()
-	}
-	if err := zctx.Term(); err != nil && runErr == nil {
-		runErr = fmt.Errorf("proxy: %w", err)
+	if err := rt.stop(socks.close); err != nil && runErr == nil {
+		runErr = err
 	}
 	p.log.Info("router proxy stopped")
 	return runErr
-}
-
-// watch waits for ctx, checking that the socket loop is alive so that a
-// dead loop ends Run instead of leaving a proxy that reports healthy.
-func (p *Proxy) watch(ctx context.Context, loop *zsock.Loop) error {
-	tick := time.NewTicker(livenessInterval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-tick.C:
-			if err := loop.Do(func() {}); err != nil {
-				return fmt.Errorf("proxy: socket loop stopped: %w", err)
-			}
-		}
-	}
 }
 
 func supported(mm string) bool {

@@ -153,18 +153,7 @@ func (s *sockets) monitor(zctx *zsock.Context, loop *zsock.Loop, sock *zsock.Soc
 		return fmt.Errorf("proxy: monitor: %w", err)
 	}
 	s.monitors = append(s.monitors, mon)
-	s.poll(loop, mon, func(frames [][]byte, err error) {
-		ev, err := zsock.ParseEvent(frames)
-		if err != nil {
-			return
-		}
-		switch ev.Kind {
-		case zsock.EventAccepted:
-			stats.peers[which].Add(1)
-		case zsock.EventDisconnected:
-			stats.peers[which].Add(-1)
-		}
-	})
+	s.poll(loop, mon, func(frames [][]byte, _ error) { countPeers(frames, stats, which) })
 	return nil
 }
 
