@@ -302,7 +302,13 @@ func (l *listener) openSub() error {
 	if err != nil {
 		return err
 	}
-	if err = t.setCommonOptions(s); err != nil {
+	err = t.setCommonOptions(s)
+	if err == nil {
+		// A SUB sends only subscriptions, queued for a publisher that is
+		// down: nothing to linger for when it closes.
+		err = s.SetInt(zsock.OptLinger, 0)
+	}
+	if err != nil {
 		_ = s.Close()
 		return err
 	}

@@ -242,6 +242,11 @@ func (lp *LocalPublisher) open(zctx *zsock.Context, loop *zsock.Loop) (s *localS
 		err = s.sub.SetInt(zsock.OptRcvHWM, hwm)
 	}
 	if err == nil {
+		// It sends only its subscription, queued for a central publisher
+		// that is down: nothing to linger for when it closes.
+		err = s.sub.SetInt(zsock.OptLinger, 0)
+	}
+	if err == nil {
 		err = s.sub.SetBytes(zsock.OptSubscribe, nil) // everything: the node's services filter
 	}
 	if err != nil {
