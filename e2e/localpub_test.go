@@ -1,12 +1,8 @@
 package e2e
 
 import (
-	"bufio"
-	"context"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -274,26 +270,11 @@ func portOf(t *testing.T, hostPort string) int {
 // metric scrapes one series ("name{labels}") from a /metrics endpoint.
 func metric(t *testing.T, addr, series string) float64 {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
+	v, ok := scrapeMetrics(t, addr)[series]
+	if !ok {
+		t.Fatalf("no %s at %s", series, addr)
 	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(io.LimitReader(resp.Body, 1<<20))
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), series+" "); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				t.Fatalf("%s: %q", series, v)
-			}
-			return f
-		}
-	}
-	t.Fatalf("no %s at %s", series, addr)
-	return 0
+	return v
 }
 
 // waitMetric polls (bounded) until series equals want; connections have

@@ -13,7 +13,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/oslozmq/fabric/config"
-	"github.com/oslozmq/fabric/matchmaker"
 	"github.com/oslozmq/fabric/zmq/internal/zsock"
 	"github.com/oslozmq/fabric/zmq/wire"
 )
@@ -35,12 +34,8 @@ var ErrNeedsFixedPort = errors.New("the local publisher (local_publisher) needs 
 // NewLocal and run it once with Run; the other methods are safe for
 // concurrent use.
 type LocalPublisher struct {
-	cfg      *config.Config
-	log      *slog.Logger
-	mm       matchmaker.Matchmaker // from WithMatchmaker, or nil
-	mmCfg    *config.Config
-	bindHost string
-	keep     time.Duration
+	setup
+	keep time.Duration
 
 	stats   counters
 	handler http.Handler
@@ -56,47 +51,23 @@ type LocalPublisher struct {
 // front-end and back-end ports are not used. The matchmaker where it finds
 // the central publishers is chosen as for New.
 func NewLocal(cfg *config.Config, opts ...Option) (*LocalPublisher, error) {
-	if cfg == nil {
-		return nil, errors.New("proxy: nil configuration")
-	}
-	var o options
-	for _, opt := range opts {
-		opt(&o)
-	}
-	if o.log == nil {
-		o.log = slog.Default()
-	}
-	if err := cfg.Validate(); err != nil {
+	su, err := newSetup(cfg, opts)
+	if err != nil {
 		return nil, err
 	}
 	if cfg.Proxy.PublisherPort == 0 {
 		return nil, &config.Error{Section: "zmq_proxy_opts", Option: "publisher_port", Value: "0", Err: ErrNeedsFixedPort}
 	}
-	bindHost, err := zsock.ResolveBindAddress(cfg.BindAddress)
-	if err != nil {
-		return nil, fmt.Errorf("proxy: %w: %w", config.ErrInvalid, err)
-	}
 	lp := &LocalPublisher{
-		cfg: cfg, log: o.log, mm: o.mm, bindHost: bindHost,
+		setup: *su,
 		// As long as a server keeps a publisher missing from the registry
 		// (zmq/transport.go): registrations come back within
 		// zmq_target_update after a Redis restart.
 		keep:  cfg.TargetUpdate + time.Second,
 		ready: make(chan struct{}),
 	}
-	if lp.mm == nil {
-		if lp.mmCfg, err = matchmakerConfig(cfg); err != nil {
-			return nil, err
-		}
-	}
-	col := newLocalCollector(&lp.stats)
-	if lp.handler, err = newHandler(col, &lp.serving); err != nil {
+	if lp.handler, err = su.newHandler(newLocalCollector(&lp.stats), &lp.serving); err != nil {
 		return nil, err
-	}
-	if o.reg != nil {
-		if err := o.reg.Register(col); err != nil {
-			return nil, fmt.Errorf("proxy: register metrics: %w", err)
-		}
 	}
 	return lp, nil
 }
@@ -144,10 +115,9 @@ func (lp *LocalPublisher) Stats() Stats {
 // localSockets are the local publisher's sockets; the loop goroutine owns
 // them.
 type localSockets struct {
+	pollSet
 	sub, pub       *zsock.Socket
 	subMon, pubMon *zsock.Socket
-	polled         []*zsock.Socket
-	closedAlready  bool
 
 	targets   map[string]bool // endpoints the SUB is connected (or connecting) to
 	connected map[string]bool // endpoints the SUB has a live connection to
@@ -272,16 +242,10 @@ func (lp *LocalPublisher) open(zctx *zsock.Context, loop *zsock.Loop) (s *localS
 	if err = s.pub.Bind(ep); err != nil {
 		return s, fmt.Errorf("proxy: [zmq_proxy_opts] publisher_port = %d: %w", lp.cfg.Proxy.PublisherPort, err)
 	}
-	s.add(loop, s.pubMon, func(frames [][]byte, err error) { countPeers(frames, &lp.stats, peersPublisher) })
-	s.add(loop, s.subMon, s.onUpstreamEvent)
-	loop.AddBorrowing(s.sub, s.republish)
-	s.polled = append(s.polled, s.sub)
+	s.poll(loop, s.pubMon, func(frames [][]byte, _ error) { countPeers(frames, &lp.stats, peersPublisher) })
+	s.poll(loop, s.subMon, s.onUpstreamEvent)
+	s.pollBorrowing(loop, s.sub, s.republish)
 	return s, nil
-}
-
-func (s *localSockets) add(loop *zsock.Loop, sock *zsock.Socket, fn zsock.RecvFunc) {
-	loop.Add(sock, fn)
-	s.polled = append(s.polled, sock)
 }
 
 // republish sends what a central PUB published on the node's PUB,
@@ -382,20 +346,7 @@ func (s *localSockets) follow(addrs []string) {
 // close stops polling and closes the sockets, each before its monitor. On
 // the loop goroutine, or with a nil loop once it has ended.
 func (s *localSockets) close(loop *zsock.Loop) {
-	if s.closedAlready {
-		return
-	}
-	s.closedAlready = true
-	for _, sock := range s.polled {
-		if loop != nil {
-			loop.Remove(sock)
-		}
-	}
-	for _, sock := range []*zsock.Socket{s.sub, s.pub, s.subMon, s.pubMon} {
-		if sock != nil {
-			sock.Close()
-		}
-	}
+	s.closeAll(loop, s.sub, s.pub, s.subMon, s.pubMon)
 }
 
 // countPeers counts a socket's connected peers in stats.peers[which] from

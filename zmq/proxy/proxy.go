@@ -86,13 +86,9 @@ func WithRegisterer(r prometheus.Registerer) Option { return func(o *options) { 
 // Proxy is one router proxy. Create it with New and run it once with Run;
 // the other methods are safe for concurrent use at any time.
 type Proxy struct {
-	cfg      *config.Config
-	log      *slog.Logger
-	mm       matchmaker.Matchmaker // from WithMatchmaker, or nil
-	mmCfg    *config.Config        // settings of the matchmaker Run builds
-	bindHost string
-	mode     Mode
-	retry    time.Duration
+	setup
+	mode  Mode
+	retry time.Duration
 
 	stats   counters
 	handler http.Handler
@@ -104,56 +100,28 @@ type Proxy struct {
 }
 
 // New checks cfg and prepares a proxy; it opens nothing. Configuration
-// problems are errors wrapping
-// config.ErrInvalid. The matchmaker is the one given with WithMatchmaker,
+// problems are errors wrapping config.ErrInvalid. The matchmaker is the one given with WithMatchmaker,
 // else the one [zmq_proxy_opts] url names, else the one of the transport
 // settings ([DEFAULT] transport_url, rpc_zmq_matchmaker, [matchmaker_redis]).
 func New(cfg *config.Config, opts ...Option) (*Proxy, error) {
-	if cfg == nil {
-		return nil, errors.New("proxy: nil configuration")
-	}
-	var o options
-	for _, opt := range opts {
-		opt(&o)
-	}
-	if o.log == nil {
-		o.log = slog.Default()
-	}
-	if err := cfg.Validate(); err != nil {
+	su, err := newSetup(cfg, opts)
+	if err != nil {
 		return nil, err
 	}
 	if cfg.Proxy.LocalPublisher {
 		return nil, fmt.Errorf("proxy: %w", ErrLocalPublisher)
 	}
-	bindHost, err := zsock.ResolveBindAddress(cfg.BindAddress)
-	if err != nil {
-		return nil, fmt.Errorf("proxy: %w: %w", config.ErrInvalid, err)
-	}
 	p := &Proxy{
-		cfg:      cfg,
-		log:      o.log,
-		mm:       o.mm,
-		bindHost: bindHost,
-		mode:     ModeDouble,
-		retry:    min(cfg.TargetUpdate, maxRetry),
-		ready:    make(chan struct{}),
+		setup: *su,
+		mode:  ModeDouble,
+		retry: min(cfg.TargetUpdate, maxRetry),
+		ready: make(chan struct{}),
 	}
 	if cfg.Proxy.FrontendPort != 0 && cfg.Proxy.BackendPort == 0 {
 		p.mode = ModeSingle
 	}
-	if p.mm == nil {
-		if p.mmCfg, err = matchmakerConfig(cfg); err != nil {
-			return nil, err
-		}
-	}
-	col := newCollector(&p.stats, p.mode == ModeDouble)
-	if p.handler, err = newHandler(col, &p.serving); err != nil {
+	if p.handler, err = su.newHandler(newCollector(&p.stats, p.mode == ModeDouble), &p.serving); err != nil {
 		return nil, err
-	}
-	if o.reg != nil {
-		if err := o.reg.Register(col); err != nil {
-			return nil, fmt.Errorf("proxy: register metrics: %w", err)
-		}
 	}
 	return p, nil
 }

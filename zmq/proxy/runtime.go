@@ -2,15 +2,75 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/oslozmq/fabric/config"
 	"github.com/oslozmq/fabric/matchmaker"
 	"github.com/oslozmq/fabric/matchmaker/fromconfig"
 	"github.com/oslozmq/fabric/zmq/internal/zsock"
 )
+
+// setup is what a router proxy and a local publisher take alike from the
+// configuration and the options.
+type setup struct {
+	cfg      *config.Config
+	log      *slog.Logger
+	mm       matchmaker.Matchmaker // from WithMatchmaker, or nil
+	mmCfg    *config.Config        // settings of the matchmaker Run builds when mm is nil
+	bindHost string
+	reg      prometheus.Registerer // from WithRegisterer, or nil
+}
+
+// newSetup applies opts and checks cfg; configuration problems are errors
+// wrapping config.ErrInvalid.
+func newSetup(cfg *config.Config, opts []Option) (*setup, error) {
+	if cfg == nil {
+		return nil, errors.New("proxy: nil configuration")
+	}
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.log == nil {
+		o.log = slog.Default()
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	bindHost, err := zsock.ResolveBindAddress(cfg.BindAddress)
+	if err != nil {
+		return nil, fmt.Errorf("proxy: %w: %w", config.ErrInvalid, err)
+	}
+	su := &setup{cfg: cfg, log: o.log, mm: o.mm, bindHost: bindHost, reg: o.reg}
+	if su.mm == nil {
+		if su.mmCfg, err = matchmakerConfig(cfg); err != nil {
+			return nil, err
+		}
+	}
+	return su, nil
+}
+
+// newHandler serves col's metrics and the health from serving, and
+// registers col with the WithRegisterer registry.
+func (su *setup) newHandler(col prometheus.Collector, serving *atomic.Bool) (http.Handler, error) {
+	h, err := newHandler(col, serving)
+	if err != nil {
+		return nil, err
+	}
+	if su.reg != nil {
+		if err := su.reg.Register(col); err != nil {
+			return nil, fmt.Errorf("proxy: register metrics: %w", err)
+		}
+	}
+	return h, nil
+}
 
 // openMatchmaker returns mm when the caller gave one (it keeps ownership),
 // else one built from mmCfg, with the function that releases it.
@@ -84,6 +144,21 @@ func (r *runtime) watch(ctx context.Context) error {
 			if err := r.loop.Do(func() {}); err != nil {
 				return fmt.Errorf("proxy: socket loop stopped: %w", err)
 			}
+		}
+	}
+}
+
+// repeat calls attempt after wait, then again after each pause it returns,
+// until ctx ends.
+func repeat(ctx context.Context, wait time.Duration, attempt func(context.Context) time.Duration) {
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			t.Reset(attempt(ctx))
 		}
 	}
 }

@@ -109,15 +109,4 @@ func (f *follower) attempt(ctx context.Context) time.Duration {
 }
 
 // run calls attempt after wait, then as long as ctx lasts.
-func (f *follower) run(ctx context.Context, wait time.Duration) {
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			t.Reset(f.attempt(ctx))
-		}
-	}
-}
+func (f *follower) run(ctx context.Context, wait time.Duration) { repeat(ctx, wait, f.attempt) }
