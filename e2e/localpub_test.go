@@ -140,7 +140,7 @@ func runLocalPublisher(t *testing.T, m mode, local bool) {
 		mustRun(t, "cast", "--config-file", central, "--fanout", "echo", fmt.Sprintf("arg=fanout-%d", k))
 		mustRun(t, "notify", "--config-file", central, fmt.Sprintf("event.%d", k), "k="+strconv.Itoa(k))
 	}
-	checkFanouts(t, nodes)
+	checkFanouts(t, nodes, "fanout")
 	checkNotifications(t, nodes)
 
 	published := 0
@@ -162,6 +162,9 @@ func runLocalPublisher(t *testing.T, m mode, local bool) {
 			}
 		}
 	}
+	if local {
+		changeAndRestart(t, central, proxies, proxyMetrics, nodes)
+	}
 	for _, p := range proxies {
 		if err := p.Stop(); err != nil {
 			t.Errorf("%s: %v", p, err)
@@ -176,9 +179,45 @@ func runLocalPublisher(t *testing.T, m mode, local bool) {
 	}
 }
 
+// changeAndRestart replaces a central proxy with a new one and restarts
+// node 0's local publisher: the local publishers follow the new set, the
+// services reconnect to the restarted one by themselves (its port is
+// fixed), and fanouts reach every server once again.
+func changeAndRestart(t *testing.T, central string, proxies []*proctest.Proc, proxyMetrics []string, nodes []*node) {
+	t.Helper()
+	last := len(proxies) - 1
+	if err := proxies[last].Stop(); err != nil {
+		t.Fatalf("%s: %v", proxies[last], err)
+	}
+	proxies[last] = proctest.Start(t, proxyBin, "ready ", "--config-file", central, "--metrics-address", proxyMetrics[last])
+	n0 := nodes[0]
+	if err := n0.local.Stop(); err != nil {
+		t.Fatalf("%s: %v", n0.local, err)
+	}
+	n0.local = proctest.Start(t, proxyBin, "ready ", "--config-file", n0.conf, "--local-publisher", "--metrics-address", n0.metrics)
+	n0.procs[0] = n0.local
+	for _, n := range nodes {
+		// The stopped proxy unregistered: it is left zmq_target_update + 1 s
+		// after it is missing from the registry. Connected to three, of
+		// which it cannot be one, and knowing three: the new set.
+		waitMetrics(t, n.metrics, map[string]int{
+			`oslo_zmq_proxy_upstream_publishers{state="known"}`:     lpProxies,
+			`oslo_zmq_proxy_upstream_publishers{state="connected"}`: lpProxies,
+			`oslo_zmq_proxy_connected_peers{socket="publisher"}`:    lpServersPerNode, // the listener has stopped
+		})
+	}
+	for _, a := range proxyMetrics {
+		waitMetric(t, a, `oslo_zmq_proxy_connected_peers{socket="publisher"}`, lpNodes)
+	}
+	for k := range lpMessages {
+		mustRun(t, "cast", "--config-file", central, "--fanout", "echo", fmt.Sprintf("arg=again-%d", k))
+	}
+	checkFanouts(t, nodes, "again")
+}
+
 // checkFanouts waits (bounded) until every server has seen every fanout,
 // then checks that none has seen one twice.
-func checkFanouts(t *testing.T, nodes []*node) {
+func checkFanouts(t *testing.T, nodes []*node, prefix string) {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for _, n := range nodes {
@@ -187,9 +226,9 @@ func checkFanouts(t *testing.T, nodes []*node) {
 				got := seen(t, n.conf, s)
 				missing := 0
 				for k := range lpMessages {
-					c := count(got, fmt.Sprintf("fanout-%d", k))
+					c := count(got, fmt.Sprintf("%s-%d", prefix, k))
 					if c > 1 {
-						t.Fatalf("server %s saw fanout-%d %d times", s, k, c)
+						t.Fatalf("server %s saw %s-%d %d times", s, prefix, k, c)
 					}
 					missing += 1 - c
 				}
@@ -209,8 +248,8 @@ func checkFanouts(t *testing.T, nodes []*node) {
 		for _, s := range n.servers {
 			got := seen(t, n.conf, s)
 			for k := range lpMessages {
-				if c := count(got, fmt.Sprintf("fanout-%d", k)); c != 1 {
-					t.Errorf("server %s saw fanout-%d %d times, want once", s, k, c)
+				if c := count(got, fmt.Sprintf("%s-%d", prefix, k)); c != 1 {
+					t.Errorf("server %s saw %s-%d %d times, want once", s, prefix, k, c)
 				}
 			}
 		}
@@ -281,14 +320,27 @@ func metric(t *testing.T, addr, series string) float64 {
 // no signal of their own.
 func waitMetric(t *testing.T, addr, series string, want int) {
 	t.Helper()
+	waitMetrics(t, addr, map[string]int{series: want})
+}
+
+// waitMetrics polls (bounded) until one scrape has every series at its
+// wanted value.
+func waitMetrics(t *testing.T, addr string, want map[string]int) {
+	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		got := int(metric(t, addr, series))
-		if got == want {
+		got := scrapeMetrics(t, addr)
+		ok := true
+		for series, w := range want {
+			if v, found := got[series]; !found || int(v) != w {
+				ok = false
+			}
+		}
+		if ok {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s at %s = %d, want %d", series, addr, got, want)
+			t.Fatalf("metrics at %s never reached %v", addr, want)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
