@@ -137,6 +137,20 @@ func TestProxyBarrage(t *testing.T) {
 // droppedMetrics scrapes oslo_zmq_proxy_messages_dropped_total by reason.
 func droppedMetrics(t *testing.T, addr string) map[string]float64 {
 	t.Helper()
+	out := map[string]float64{}
+	const prefix = `oslo_zmq_proxy_messages_dropped_total{reason="`
+	for series, v := range scrapeMetrics(t, addr) {
+		if rest, ok := strings.CutPrefix(series, prefix); ok {
+			out[strings.TrimSuffix(rest, `"}`)] = v
+		}
+	}
+	return out
+}
+
+// scrapeMetrics returns every sample of a /metrics endpoint by series,
+// "name{labels}".
+func scrapeMetrics(t *testing.T, addr string) map[string]float64 {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
@@ -147,19 +161,20 @@ func droppedMetrics(t *testing.T, addr string) map[string]float64 {
 	defer resp.Body.Close()
 	out := map[string]float64{}
 	sc := bufio.NewScanner(io.LimitReader(resp.Body, 1<<20))
-	const prefix = `oslo_zmq_proxy_messages_dropped_total{reason="`
 	for sc.Scan() {
 		line := sc.Text()
-		rest, ok := strings.CutPrefix(line, prefix)
-		if !ok {
+		if strings.HasPrefix(line, "#") {
 			continue
 		}
-		reason, value, _ := strings.Cut(rest, `"} `)
-		v, err := strconv.ParseFloat(value, 64)
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(line[i+1:], 64)
 		if err != nil {
 			t.Fatalf("metrics line %q: %v", line, err)
 		}
-		out[reason] = v
+		out[line[:i]] = v
 	}
 	return out
 }

@@ -293,15 +293,22 @@ func (l *listener) newDealer(addr string) (*zsock.Socket, error) {
 	return s, nil
 }
 
-// openSub makes the SUB on every proxy's PUB, subscribed to each target's
-// topic. Loop goroutine only.
+// openSub makes the SUB on every proxy's PUB, or on the publishers of
+// subscribe_on when it is set (the node's local publisher, docs/proxy.md),
+// subscribed to each target's topic. Loop goroutine only.
 func (l *listener) openSub() error {
 	t := l.t
 	s, err := t.zctx.NewSocket(zsock.SUB)
 	if err != nil {
 		return err
 	}
-	if err = t.setCommonOptions(s); err != nil {
+	err = t.setCommonOptions(s)
+	if err == nil {
+		// A SUB sends only subscriptions, queued for a publisher that is
+		// down: nothing to linger for when it closes.
+		err = s.SetInt(zsock.OptLinger, 0)
+	}
+	if err != nil {
 		_ = s.Close()
 		return err
 	}
@@ -321,7 +328,15 @@ func (l *listener) openSub() error {
 	l.sub, l.subMon, l.subUp = s, mon, make(map[string]bool)
 	t.loop.AddBorrowing(s, l.onPublished)
 	t.loop.Add(mon, l.onSubEvent)
-	t.watchProxies(s, publishers)
+	if len(t.cfg.SubscribeOn) == 0 {
+		t.watchProxies(s, publishers)
+		return nil
+	}
+	for _, a := range t.cfg.SubscribeOn {
+		if err := s.Connect("tcp://" + a); err != nil {
+			return fmt.Errorf("subscribe_on %s: %w", a, err)
+		}
+	}
 	return nil
 }
 
@@ -339,13 +354,16 @@ func (l *listener) onSubEvent(frames [][]byte, err error) {
 }
 
 // awaitSubscriptions waits, for a second at most, until the SUB is
-// connected to every known publisher, so that a fanout sent after Listen
-// returns is not missed.
+// connected to every known publisher (or every one of subscribe_on), so
+// that a fanout sent after Listen returns is not missed.
 func (l *listener) awaitSubscriptions() {
 	t := l.t
 	deadline := time.Now().Add(time.Second)
 	for pause := time.Millisecond; time.Now().Before(deadline); pause = min(2*pause, 50*time.Millisecond) {
-		pubs := t.proxies.addresses(publishers)
+		pubs := t.cfg.SubscribeOn
+		if len(pubs) == 0 {
+			pubs = t.proxies.addresses(publishers)
+		}
 		var up int
 		_ = t.loop.Call(func() error { up = len(l.subUp); return nil })
 		if up >= len(pubs) {

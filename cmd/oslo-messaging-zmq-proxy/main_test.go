@@ -365,7 +365,7 @@ func TestUsageAndConfigErrors(t *testing.T) {
 		{"positional argument", "", []string{"extra"}, "unexpected argument"},
 		{"missing config file", "", []string{"-c", "/nonexistent/zeromq.conf"}, "/nonexistent/zeromq.conf"},
 		{"port out of range in the file", "[zmq_proxy_opts]\nfrontend_port = 70000\n", nil, "frontend_port"},
-		{"local publisher", "[zmq_proxy_opts]\nlocal_publisher = true\n", nil, "local_publisher"},
+		{"local publisher without a fixed port", "[zmq_proxy_opts]\nlocal_publisher = true\n", nil, "publisher_port"},
 		{"unknown option", "[zmq_proxy_opts]\nfrontend_prot = 1\n", nil, "frontend_prot"},
 	}
 	for _, tt := range tests {

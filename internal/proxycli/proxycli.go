@@ -1,5 +1,6 @@
 // Package proxycli implements the oslo-messaging-zmq-proxy command: flags
-// and configuration files in, one router proxy run, an exit code out.
+// and configuration files in, one router proxy or local publisher run, an
+// exit code out.
 package proxycli
 
 import (
@@ -47,12 +48,16 @@ Flags (one or two dashes):
   -p, --publisher-port PORT   PUB port, 0 = random (publisher_port)
   -u, --url URL               matchmaker transport URL, e.g. zmq+redis://host:6379/ (url)
   -a, --ack-pub-sub           acknowledge pub/sub messages to the client (ack_pub_sub)
+  -lp, --local-publisher      run as the node's local publisher (local_publisher):
+                              republish every central proxy's PUB on publisher_port
       --metrics-address ADDR  serve /metrics and /healthz on ADDR, e.g. :9105 (metrics_address)
 
 A front-end port without a back-end port selects single mode (one ROUTER for
 clients and servers); anything else double mode. Once serving, one line goes
 to stdout:
   ready frontend=HOST:PORT backend=HOST:PORT publisher=HOST:PORT mode=single|double [metrics=ADDR]
+or, for a local publisher (which needs a fixed publisher port):
+  ready publisher=HOST:PORT mode=local [metrics=ADDR]
 `
 
 // flags are the parsed command line.
@@ -66,6 +71,7 @@ type flags struct {
 	publisherPort  port
 	url            transportURL
 	ackPubSub      bool
+	localPublisher bool
 	metricsAddress hostPort
 	set            map[string]bool // canonical (long) names of the flags given
 }
@@ -91,6 +97,7 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	both("p", "publisher-port", func(n string) { fs.Var(&f.publisherPort, n, "") })
 	both("u", "url", func(n string) { fs.Var(&f.url, n, "") })
 	both("a", "ack-pub-sub", func(n string) { fs.BoolVar(&f.ackPubSub, n, false, "") })
+	both("lp", "local-publisher", func(n string) { fs.BoolVar(&f.localPublisher, n, false, "") })
 	fs.Var(&f.metricsAddress, "metrics-address", "")
 	if err := fs.Parse(args); err != nil {
 		return nil, err // already printed by fs
@@ -131,6 +138,9 @@ func (f *flags) apply(cfg *config.Config) {
 	}
 	if f.set["ack-pub-sub"] {
 		pc.AckPubSub = f.ackPubSub
+	}
+	if f.set["local-publisher"] {
+		pc.LocalPublisher = f.localPublisher
 	}
 	if f.set["metrics-address"] {
 		pc.MetricsAddress = string(f.metricsAddress)
@@ -177,7 +187,12 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		log.Warn("configuration", "warning", w)
 	}
 
-	p, err := proxy.New(cfg, proxy.WithLogger(log))
+	var p engine
+	if cfg.Proxy.LocalPublisher {
+		p, err = newLocal(cfg, log)
+	} else {
+		p, err = newRouter(cfg, log)
+	}
 	if err != nil {
 		return fail(stderr, err)
 	}
@@ -190,9 +205,47 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return run(ctx, p, ln, log, stdout, stderr)
 }
 
+// engine is a router proxy or a local publisher, as the command runs it.
+type engine interface {
+	Run(ctx context.Context) error
+	Ready() <-chan struct{}
+	Handler() http.Handler
+	// readyLine is the line printed once Ready, without the metrics.
+	readyLine() string
+}
+
+type routerEngine struct{ *proxy.Proxy }
+
+func newRouter(cfg *config.Config, log *slog.Logger) (engine, error) {
+	p, err := proxy.New(cfg, proxy.WithLogger(log))
+	if err != nil {
+		return nil, err
+	}
+	return routerEngine{p}, nil
+}
+
+func (e routerEngine) readyLine() string {
+	a := e.Addresses()
+	return fmt.Sprintf("ready frontend=%s backend=%s publisher=%s mode=%s", a.Frontend, a.Backend, a.Publisher, a.Mode)
+}
+
+type localEngine struct{ *proxy.LocalPublisher }
+
+func newLocal(cfg *config.Config, log *slog.Logger) (engine, error) {
+	p, err := proxy.NewLocal(cfg, proxy.WithLogger(log))
+	if err != nil {
+		return nil, err
+	}
+	return localEngine{p}, nil
+}
+
+func (e localEngine) readyLine() string {
+	return fmt.Sprintf("ready publisher=%s mode=local", e.Address())
+}
+
 // run serves until ctx is done, prints the ready line, and stops the
 // metrics server after the proxy.
-func run(ctx context.Context, p *proxy.Proxy, ln net.Listener, log *slog.Logger, stdout, stderr io.Writer) int {
+func run(ctx context.Context, p engine, ln net.Listener, log *slog.Logger, stdout, stderr io.Writer) int {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	done := make(chan error, 1)
@@ -216,8 +269,7 @@ func run(ctx context.Context, p *proxy.Proxy, ln net.Listener, log *slog.Logger,
 
 	select {
 	case <-p.Ready():
-		a := p.Addresses()
-		line := fmt.Sprintf("ready frontend=%s backend=%s publisher=%s mode=%s", a.Frontend, a.Backend, a.Publisher, a.Mode)
+		line := p.readyLine()
 		if ln != nil {
 			line += " metrics=" + ln.Addr().String()
 		}

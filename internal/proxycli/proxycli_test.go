@@ -6,12 +6,14 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/oslozmq/fabric/config"
+	"github.com/oslozmq/fabric/internal/proctest"
 )
 
 func TestFlagsOverrideOnlyWhenGiven(t *testing.T) {
@@ -32,6 +34,12 @@ func TestFlagsOverrideOnlyWhenGiven(t *testing.T) {
 			config.ProxyConfig{Host: "h", FrontendPort: 1, BackendPort: 2, PublisherPort: 3, URL: "zmq+dummy://", AckPubSub: false, MetricsAddress: "127.0.0.1:9100"},
 		},
 		{[]string{"-H", "h2", "-a"}, func() config.ProxyConfig { p := base().Proxy; p.Host = "h2"; return p }()},
+		{[]string{"-lp"}, func() config.ProxyConfig { p := base().Proxy; p.LocalPublisher = true; return p }()},
+		{[]string{"--local-publisher", "-p", "60001"}, func() config.ProxyConfig {
+			p := base().Proxy
+			p.LocalPublisher, p.PublisherPort = true, 60001
+			return p
+		}()},
 	}
 	for _, tt := range tests {
 		f, err := parseFlags(tt.args, io.Discard)
@@ -69,6 +77,8 @@ func TestMainUsage(t *testing.T) {
 		{[]string{"--nope"}, 2, "-nope"},
 		{[]string{"-c", "/nonexistent.conf"}, 2, "/nonexistent.conf"},
 		{[]string{"-l", "/nonexistent/dir/proxy.log"}, 2, "-l/--log-file"},
+		{[]string{"--help"}, 0, "--local-publisher"},
+		{[]string{"-lp", "-p", "0"}, 2, "publisher_port"},
 	}
 	for _, tt := range tests {
 		var stdout, stderr bytes.Buffer
@@ -101,6 +111,50 @@ func (w *lineWriter) Write(b []byte) (int, error) {
 		}
 	}
 	return len(b), nil
+}
+
+// startMain runs Main until the test ends and returns its ready line.
+func startMain(t *testing.T, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	stdout := &lineWriter{first: make(chan string, 1)}
+	var stderr bytes.Buffer
+	done := make(chan int, 1)
+	go func() { done <- Main(ctx, args, stdout, &stderr) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case code := <-done:
+			if code != 0 {
+				t.Errorf("exit %d: %s", code, stderr.String())
+			}
+		case <-time.After(10 * time.Second):
+			t.Error("Main did not return after cancel")
+		}
+	})
+	select {
+	case line := <-stdout.first:
+		return line
+	case code := <-done:
+		t.Fatalf("exit %d before ready: %s", code, stderr.String())
+	case <-time.After(10 * time.Second):
+		t.Fatal("not ready")
+	}
+	return ""
+}
+
+// -lp runs a local publisher on the fixed publisher port, and says so.
+func TestMainLocalPublisher(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "node.conf")
+	if err := os.WriteFile(conf, []byte("[DEFAULT]\nrpc_zmq_bind_address = 127.0.0.1\nuse_pub_sub = true\n[zmq_proxy_opts]\nhost = 127.0.0.1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	port := strconv.Itoa(proctest.FreePort(t))
+	line := startMain(t, "-c", conf, "-lp", "-p", port)
+	if want := "ready publisher=127.0.0.1:" + port + " mode=local"; line != want {
+		t.Errorf("ready line %q, want %q", line, want)
+	}
 }
 
 // Main serves until its context ends, then exits 0; logs go to --log-file.

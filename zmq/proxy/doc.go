@@ -22,4 +22,9 @@
 // zmq_target_update and retried sooner while the matchmaker is down); the
 // proxy forwards whether or not the matchmaker answers. Run unregisters on
 // the way out.
+//
+// LocalPublisher is the other engine of the command (--local-publisher):
+// a node's SUB on every central proxy's PUB, followed from the matchmaker,
+// republishing unchanged on one PUB of the node to which the node's
+// services subscribe through subscribe_on (docs/proxy.md).
 package proxy

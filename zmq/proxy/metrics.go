@@ -60,6 +60,10 @@ type counters struct {
 	unroutableAnswered atomic.Uint64
 	peers              [len(peerLabels)]atomic.Int64
 	registrations      [2]atomic.Uint64 // [0] succeeded, [1] failed
+
+	// The local publisher's central publishers (local.go).
+	upstreamKnown, upstreamConnected atomic.Int64
+	lookups                          [2]atomic.Uint64 // [0] succeeded, [1] failed
 }
 
 // drop counts one dropped message; an unknown reason counts as malformed.
@@ -94,6 +98,9 @@ type Stats struct {
 	// Registrations and RegistrationFailures count matchmaker
 	// registration rounds.
 	Registrations, RegistrationFailures uint64
+	// Upstream: the local publisher's central publishers (LocalPublisher
+	// only).
+	Upstream UpstreamStats
 }
 
 // Stats returns the current counters.

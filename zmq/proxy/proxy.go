@@ -41,9 +41,9 @@ type Addresses struct {
 }
 
 var (
-	// ErrLocalPublisher: [zmq_proxy_opts] local_publisher is set; the
-	// per-node publisher proxy is not implemented.
-	ErrLocalPublisher = errors.New("local publisher mode is not implemented")
+	// ErrLocalPublisher: New was given a configuration with
+	// [zmq_proxy_opts] local_publisher set; NewLocal builds that one.
+	ErrLocalPublisher = errors.New("the local publisher is built by NewLocal, not New")
 	// ErrStarted: Run was called a second time.
 	ErrStarted = errors.New("proxy: Run called more than once")
 )
@@ -86,13 +86,9 @@ func WithRegisterer(r prometheus.Registerer) Option { return func(o *options) { 
 // Proxy is one router proxy. Create it with New and run it once with Run;
 // the other methods are safe for concurrent use at any time.
 type Proxy struct {
-	cfg      *config.Config
-	log      *slog.Logger
-	mm       matchmaker.Matchmaker // from WithMatchmaker, or nil
-	mmCfg    *config.Config        // settings of the matchmaker Run builds
-	bindHost string
-	mode     Mode
-	retry    time.Duration
+	setup
+	mode  Mode
+	retry time.Duration
 
 	stats   counters
 	handler http.Handler
@@ -104,56 +100,28 @@ type Proxy struct {
 }
 
 // New checks cfg and prepares a proxy; it opens nothing. Configuration
-// problems, local_publisher included, are errors wrapping
-// config.ErrInvalid. The matchmaker is the one given with WithMatchmaker,
+// problems are errors wrapping config.ErrInvalid. The matchmaker is the one given with WithMatchmaker,
 // else the one [zmq_proxy_opts] url names, else the one of the transport
 // settings ([DEFAULT] transport_url, rpc_zmq_matchmaker, [matchmaker_redis]).
 func New(cfg *config.Config, opts ...Option) (*Proxy, error) {
-	if cfg == nil {
-		return nil, errors.New("proxy: nil configuration")
-	}
-	var o options
-	for _, opt := range opts {
-		opt(&o)
-	}
-	if o.log == nil {
-		o.log = slog.Default()
-	}
-	if err := cfg.Validate(); err != nil {
+	su, err := newSetup(cfg, opts)
+	if err != nil {
 		return nil, err
 	}
 	if cfg.Proxy.LocalPublisher {
-		return nil, &config.Error{Section: "zmq_proxy_opts", Option: "local_publisher", Value: "true", Err: ErrLocalPublisher}
-	}
-	bindHost, err := zsock.ResolveBindAddress(cfg.BindAddress)
-	if err != nil {
-		return nil, fmt.Errorf("proxy: %w: %w", config.ErrInvalid, err)
+		return nil, fmt.Errorf("proxy: %w", ErrLocalPublisher)
 	}
 	p := &Proxy{
-		cfg:      cfg,
-		log:      o.log,
-		mm:       o.mm,
-		bindHost: bindHost,
-		mode:     ModeDouble,
-		retry:    min(cfg.TargetUpdate, maxRetry),
-		ready:    make(chan struct{}),
+		setup: *su,
+		mode:  ModeDouble,
+		retry: min(cfg.TargetUpdate, maxRetry),
+		ready: make(chan struct{}),
 	}
 	if cfg.Proxy.FrontendPort != 0 && cfg.Proxy.BackendPort == 0 {
 		p.mode = ModeSingle
 	}
-	if p.mm == nil {
-		if p.mmCfg, err = matchmakerConfig(cfg); err != nil {
-			return nil, err
-		}
-	}
-	col := newCollector(&p.stats, p.mode == ModeDouble)
-	if p.handler, err = newHandler(col, &p.serving); err != nil {
+	if p.handler, err = su.newHandler(newCollector(&p.stats, p.mode == ModeDouble), &p.serving); err != nil {
 		return nil, err
-	}
-	if o.reg != nil {
-		if err := o.reg.Register(col); err != nil {
-			return nil, fmt.Errorf("proxy: register metrics: %w", err)
-		}
 	}
 	return p, nil
 }
@@ -184,37 +152,19 @@ func (p *Proxy) Run(ctx context.Context) error {
 	if !p.started.CompareAndSwap(false, true) {
 		return ErrStarted
 	}
-	mm := p.mm
-	if mm == nil {
-		built, err := fromconfig.New(ctx, p.mmCfg, p.log)
-		if err != nil {
-			return fmt.Errorf("proxy: matchmaker: %w", err)
-		}
-		defer built.Close()
-		mm = built
-		if p.mmCfg.Matchmaker == config.MatchmakerDummy {
-			p.log.Warn("the dummy matchmaker keeps registrations inside this process; set [zmq_proxy_opts] url or rpc_zmq_matchmaker = redis for a shared one")
-		}
+	mm, closeMM, err := openMatchmaker(ctx, p.mm, p.mmCfg, p.log)
+	if err != nil {
+		return err
 	}
+	defer closeMM()
 
-	zctx, err := zsock.NewContext()
-	if err != nil {
-		return fmt.Errorf("proxy: %w", err)
-	}
-	loop, err := zsock.NewLoop(p.log)
-	if err != nil {
-		_ = zctx.Term()
-		return fmt.Errorf("proxy: %w", err)
-	}
 	var socks *sockets
-	err = loop.Call(func() error {
+	rt, err := startRuntime(p.log, func(zctx *zsock.Context, loop *zsock.Loop) error {
 		var err error
 		socks, err = p.open(zctx, loop)
 		return err
 	})
 	if err != nil {
-		loop.Close()
-		_ = zctx.Term()
 		return err
 	}
 	addrs := socks.addresses(p.cfg.Proxy.Host, p.mode)
@@ -240,7 +190,7 @@ func (p *Proxy) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { reg.run(regCtx, wait) })
 
-	runErr := p.watch(ctx, loop)
+	runErr := rt.watch(ctx)
 
 	p.serving.Store(false)
 	stopReg()
@@ -250,35 +200,11 @@ func (p *Proxy) Run(ctx context.Context) error {
 		p.log.Warn("matchmaker unregistration failed; the entries expire after zmq_target_expire", "err", err)
 	}
 	cancel()
-	if err := loop.Call(func() error { socks.close(loop); return nil }); err != nil {
-		// The loop goroutine is gone, so nothing else uses the sockets.
-		loop.Close()
-		socks.close(nil)
-	} else {
-		loop.Close()
-	}
-	if err := zctx.Term(); err != nil && runErr == nil {
-		runErr = fmt.Errorf("proxy: %w", err)
+	if err := rt.stop(socks.close); err != nil && runErr == nil {
+		runErr = err
 	}
 	p.log.Info("router proxy stopped")
 	return runErr
-}
-
-// watch waits for ctx, checking that the socket loop is alive so that a
-// dead loop ends Run instead of leaving a proxy that reports healthy.
-func (p *Proxy) watch(ctx context.Context, loop *zsock.Loop) error {
-	tick := time.NewTicker(livenessInterval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-tick.C:
-			if err := loop.Do(func() {}); err != nil {
-				return fmt.Errorf("proxy: socket loop stopped: %w", err)
-			}
-		}
-	}
 }
 
 func supported(mm string) bool {

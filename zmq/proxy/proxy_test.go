@@ -335,7 +335,6 @@ func TestNewErrors(t *testing.T) {
 		change func(*config.Config)
 		option string
 	}{
-		{"local publisher", func(c *config.Config) { c.Proxy.LocalPublisher = true }, "local_publisher"},
 		{"port out of range", func(c *config.Config) { c.Proxy.FrontendPort = 70000 }, "frontend_port"},
 		{"bad url", func(c *config.Config) { c.Proxy.URL = "rabbit://h/" }, "url"},
 		{"bind address", func(c *config.Config) { c.BindAddress = "no-such-interface0" }, "rpc_zmq_bind_address"},

@@ -52,18 +52,7 @@ func (r *registrar) attempt(ctx context.Context) time.Duration {
 }
 
 // run calls attempt after wait, then as long as ctx lasts.
-func (r *registrar) run(ctx context.Context, wait time.Duration) {
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			t.Reset(r.attempt(ctx))
-		}
-	}
-}
+func (r *registrar) run(ctx context.Context, wait time.Duration) { repeat(ctx, wait, r.attempt) }
 
 func (r *registrar) register(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, registerTimeout)

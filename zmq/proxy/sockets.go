@@ -13,14 +13,13 @@ import (
 
 // sockets are the proxy's sockets; the loop goroutine owns them.
 type sockets struct {
-	fe, be, pub   *zsock.Socket // be == fe in single mode
-	feIdentity    []byte        // the front-end's identity, sent in pub/sub ACKs (P5)
-	fePort        int
-	bePort        int
-	pubPort       int
-	monitors      []*zsock.Socket
-	polled        []*zsock.Socket // added to the loop
-	closedAlready bool
+	pollSet
+	fe, be, pub *zsock.Socket // be == fe in single mode
+	feIdentity  []byte        // the front-end's identity, sent in pub/sub ACKs (P5)
+	fePort      int
+	bePort      int
+	pubPort     int
+	monitors    []*zsock.Socket
 }
 
 // open creates, configures and binds the sockets, and starts polling them
@@ -153,46 +152,54 @@ func (s *sockets) monitor(zctx *zsock.Context, loop *zsock.Loop, sock *zsock.Soc
 		return fmt.Errorf("proxy: monitor: %w", err)
 	}
 	s.monitors = append(s.monitors, mon)
-	s.poll(loop, mon, func(frames [][]byte, err error) {
-		ev, err := zsock.ParseEvent(frames)
-		if err != nil {
-			return
-		}
-		switch ev.Kind {
-		case zsock.EventAccepted:
-			stats.peers[which].Add(1)
-		case zsock.EventDisconnected:
-			stats.peers[which].Add(-1)
-		}
-	})
+	s.poll(loop, mon, func(frames [][]byte, _ error) { countPeers(frames, stats, which) })
 	return nil
-}
-
-func (s *sockets) poll(loop *zsock.Loop, sock *zsock.Socket, fn zsock.RecvFunc) {
-	loop.Add(sock, fn)
-	s.polled = append(s.polled, sock)
 }
 
 // close stops polling and closes every socket, the monitored ones before
 // their monitors. It runs on the loop goroutine, or with a nil loop once
-// that goroutine has ended.
+// that goroutine has ended. In single mode be == fe: closing a socket a
+// second time is a no-op.
 func (s *sockets) close(loop *zsock.Loop) {
-	if s.closedAlready {
+	s.closeAll(loop, append([]*zsock.Socket{s.fe, s.be, s.pub}, s.monitors...)...)
+}
+
+// pollSet is the sockets an engine has added to its loop, to be closed
+// together.
+type pollSet struct {
+	polled []*zsock.Socket
+	closed bool
+}
+
+func (ps *pollSet) poll(loop *zsock.Loop, sock *zsock.Socket, fn zsock.RecvFunc) {
+	loop.Add(sock, fn)
+	ps.polled = append(ps.polled, sock)
+}
+
+// pollBorrowing is poll for a receiver that copies what it keeps
+// (zsock.Loop.AddBorrowing).
+func (ps *pollSet) pollBorrowing(loop *zsock.Loop, sock *zsock.Socket, fn zsock.RecvFunc) {
+	loop.AddBorrowing(sock, fn)
+	ps.polled = append(ps.polled, sock)
+}
+
+// closeAll stops polling, once, and closes socks in order (a monitored
+// socket before its monitor); nil ones are skipped. On the loop goroutine,
+// or with a nil loop once that goroutine has ended.
+func (ps *pollSet) closeAll(loop *zsock.Loop, socks ...*zsock.Socket) {
+	if ps.closed {
 		return
 	}
-	s.closedAlready = true
-	for _, sock := range s.polled {
-		if loop != nil {
+	ps.closed = true
+	if loop != nil {
+		for _, sock := range ps.polled {
 			loop.Remove(sock)
 		}
 	}
-	for _, sock := range []*zsock.Socket{s.fe, s.be, s.pub} {
+	for _, sock := range socks {
 		if sock != nil {
-			sock.Close() // a no-op the second time (single mode: be == fe)
+			sock.Close()
 		}
-	}
-	for _, m := range s.monitors {
-		m.Close()
 	}
 }
 
