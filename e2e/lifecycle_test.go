@@ -217,6 +217,9 @@ func TestCastStormAtBlockedServer(t *testing.T) {
 			if refused.Load() == 0 {
 				t.Errorf("no sender ever waited: the blocked server took everything (%d casts)", sent.Load())
 			}
+			if n := tr.Stats().Dropped["flow_wait_expired"]; n != uint64(refused.Load()) {
+				t.Errorf("the client counted %d casts that waited out their deadline, the senders saw %d", n, refused.Load())
+			}
 
 			// Released, the server handles every cast that was sent, once.
 			want := sent.Load() + 1 // and the warm-up call

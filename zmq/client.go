@@ -297,7 +297,7 @@ func (t *Transport) castOne(ctx context.Context, target messaging.Target, msg *m
 		}
 		g := t.flow.get(rt.key)
 		if err := g.enter(ctx); err != nil {
-			return t.ctxError(ctx, err)
+			return t.flowWaitFailed(ctx, err)
 		}
 		return t.handOff(rt, wire.DirectRequest(wire.Cast, id, payload), g)
 	}

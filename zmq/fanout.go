@@ -120,7 +120,7 @@ func (t *Transport) fanOut(ctx context.Context, rt *route, frames [][]byte) erro
 		}
 		if err := f.gate.enter(ctx); err != nil {
 			leaveGates(copies[:i])
-			return t.ctxError(ctx, err)
+			return t.flowWaitFailed(ctx, err)
 		}
 		copies[i].gated = true
 	}

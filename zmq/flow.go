@@ -29,6 +29,14 @@ const (
 	castQueueLow = castQueueMax / 2
 )
 
+// flowWaitFailed counts a send whose ctx ended while it waited for a slow
+// receiver (flow control: docs/lifecycle.md) and returns the caller's
+// error: a timeout when its deadline passed.
+func (t *Transport) flowWaitFailed(ctx context.Context, err error) error {
+	t.stats.drop("flow_wait_expired")
+	return t.ctxError(ctx, err)
+}
+
 // untilTaken is the send deadline of an accepted cast: none (handOff).
 var untilTaken = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
 

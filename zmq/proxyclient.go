@@ -86,7 +86,7 @@ func (t *Transport) sendToProxy(frames [][]byte, deadline time.Time, onDrop func
 // proxies, waiting while it is full or until ctx ends.
 func (t *Transport) enterProxyFlow(ctx context.Context, n int) error {
 	if err := t.proxyFlow.enterN(ctx, n); err != nil {
-		return t.ctxError(ctx, err)
+		return t.flowWaitFailed(ctx, err)
 	}
 	return nil
 }
