@@ -8,10 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/oslozmq/fabric/config"
 	"github.com/oslozmq/fabric/internal/redistest"
 	"github.com/oslozmq/fabric/messaging"
-	"github.com/oslozmq/fabric/zmq"
 )
 
 // TestProxyKilledUnderLoad SIGKILLs one of three proxies during a steady
@@ -30,15 +28,7 @@ rpc_retry_attempts = 5
 	startServe(t, conf, "s1")
 	startServe(t, conf, "s2")
 
-	cfg, err := config.Load(conf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr, err := zmq.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tr.Close()
+	tr := clientTransport(t, conf)
 	client := messaging.NewClient(tr, messaging.WithTimeout(10*time.Second))
 	demo := messaging.Target{Topic: "demo"}
 

@@ -7,11 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/oslozmq/fabric/config"
 	"github.com/oslozmq/fabric/internal/redistest"
 	"github.com/oslozmq/fabric/matchmaker"
 	"github.com/oslozmq/fabric/messaging"
-	"github.com/oslozmq/fabric/zmq"
 )
 
 // TestRedisOutage: known targets keep working while Redis is down, a new
@@ -21,15 +19,7 @@ func TestRedisOutage(t *testing.T) {
 	conf := writeConfig(t, redis.Port(), mode{}, "")
 	startServe(t, conf, "s1")
 
-	cfg, err := config.Load(conf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr, err := zmq.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tr.Close()
+	tr := clientTransport(t, conf)
 	client := messaging.NewClient(tr, messaging.WithTimeout(3*time.Second))
 	ctx := context.Background()
 	demo := messaging.Target{Topic: "demo"}
@@ -44,7 +34,7 @@ func TestRedisOutage(t *testing.T) {
 		}
 	}
 	start := time.Now()
-	_, err = client.Call(ctx, messaging.Target{Topic: "never-seen"}, "echo", nil)
+	_, err := client.Call(ctx, messaging.Target{Topic: "never-seen"}, "echo", nil)
 	took := time.Since(start)
 	if !errors.Is(err, messaging.ErrNoRoute) || !errors.Is(err, matchmaker.ErrUnavailable) {
 		t.Fatalf("new target while Redis is down: got %v, want ErrNoRoute and ErrUnavailable", err)

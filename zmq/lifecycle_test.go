@@ -310,11 +310,7 @@ func TestIdleTargetsAreEvicted(t *testing.T) {
 	mm := dummy.New()
 	srv := newTransport(t, cfg, mm)
 	startServers(t, srv, "idle", "s1", "s2")
-	cli, err := New(cfg, WithMatchmaker(mm), withIdle(200*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cli.Close() })
+	cli := newTransport(t, cfg, mm, withIdle(200*time.Millisecond))
 	held := func() (rr, fan, retired int) {
 		_ = cli.loop.Call(func() error {
 			rr, fan, retired = len(cli.rrSocks), len(cli.fan.socks), len(cli.retired)
@@ -350,10 +346,7 @@ func TestCloseRaces(t *testing.T) {
 	mm := dummy.New()
 	srv := newTransport(t, cfg, mm)
 	startServers(t, srv, "race", "s1")
-	cli, err := New(cfg, WithMatchmaker(mm))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cli := newTransport(t, cfg, mm) // closed by the test, then again
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	errs := make(chan error, 2)

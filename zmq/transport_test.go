@@ -32,9 +32,9 @@ func testConfig() *config.Config {
 	return c
 }
 
-func newTransport(t *testing.T, cfg *config.Config, mm matchmaker.Matchmaker) *Transport {
+func newTransport(t *testing.T, cfg *config.Config, mm matchmaker.Matchmaker, opts ...Option) *Transport {
 	t.Helper()
-	tr, err := New(cfg, WithMatchmaker(mm))
+	tr, err := New(cfg, append([]Option{WithMatchmaker(mm)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
