@@ -176,6 +176,9 @@ func castUntilWait(t *testing.T, cli *Transport, target messaging.Target, what s
 			accepted++
 		case errors.Is(err, messaging.ErrTimeout):
 			t.Logf("%s: %d accepted, then the caster waited: %v", what, accepted, err)
+			if n := cli.Stats().Dropped["flow_wait_expired"]; n != 1 {
+				t.Errorf("%s: the cast that waited out its deadline counted %d times as flow_wait_expired, want 1", what, n)
+			}
 			return accepted
 		default:
 			t.Fatalf("%s: cast %d: %v", what, i, err)
