@@ -571,5 +571,5 @@ func (t *Transport) completeCall(r wire.Response) {
 // dropped counts and logs a message that failed validation.
 func (t *Transport) dropped(reason string, err error, where string) {
 	t.stats.drop(reason)
-	t.log.Warn("dropping malformed message", "at", where, "reason", reason, "err", err)
+	t.stats.warnDrop(t.log, "dropping malformed message", "at", where, "reason", reason, "err", err)
 }

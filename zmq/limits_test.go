@@ -1,9 +1,12 @@
 package zmq
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -108,4 +111,64 @@ func TestMaxMessageSizeEnforced(t *testing.T) {
 	if got := call(t, tr, target, "echo", "x"); got != "s1:x" {
 		t.Errorf("after the oversized frame: %v", got)
 	}
+}
+
+// A flood of malformed messages is counted one by one but logged at most
+// once a second, each line giving the number left out before it.
+func TestMalformedFloodLogThrottled(t *testing.T) {
+	const n = 2000
+	var buf syncBuffer
+	cfg := testConfig()
+	mm := dummy.New()
+	tr, err := New(cfg, WithMatchmaker(mm), WithLogger(slog.New(slog.NewTextHandler(&buf, nil))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tr.Close() })
+	startServers(t, tr, "demo", "s1")
+	addrs, err := mm.Hosts(context.Background(), matchmaker.Target{Topic: "demo", Server: "s1"}, matchmaker.Router)
+	if err != nil || len(addrs) != 1 {
+		t.Fatalf("ROUTER/demo/s1: %v %v", addrs, err)
+	}
+	bad := rawPeer(t, zmq4.DEALER)
+	if err := bad.Connect("tcp://" + addrs[0]); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	for range n {
+		if _, err := bad.SendMessage([][]byte{[]byte("no delimiter")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, func() bool { return tr.Stats().Dropped["no_delimiter"] >= n }, "every bad message counted")
+	elapsed := time.Since(start)
+	lines := uint64(strings.Count(buf.String(), "dropping malformed message"))
+	st := tr.Stats()
+	if lines+st.LogsSuppressed != n {
+		t.Errorf("%d lines + %d suppressed, want %d", lines, st.LogsSuppressed, n)
+	}
+	if max := uint64(elapsed/time.Second) + 1; lines > max {
+		t.Errorf("%d warnings in %v, want at most %d", lines, elapsed, max)
+	}
+	if !strings.Contains(buf.String(), "suppressed_since_last=") {
+		t.Errorf("the warning does not say how many were left out:\n%s", buf.String())
+	}
+}
+
+// syncBuffer is a bytes.Buffer a logger on another goroutine writes to.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -616,7 +616,7 @@ func (l *listener) sendOut(via *zsock.Socket, typ wire.MsgType, frames [][]byte,
 			what = "ack"
 		}
 		t.stats.drop(what + "_unroutable")
-		t.log.Warn(what+" dropped: the caller cannot be reached", "msg_id", string(id), "err", err)
+		t.stats.warnDrop(t.log, what+" dropped: the caller cannot be reached", "msg_id", string(id), "err", err)
 	}
 	if l.dealers == nil {
 		t.loop.Send(l.sock, frames, time.Time{}, onDrop)

@@ -1,9 +1,13 @@
 package zmq
 
 import (
+	"log/slog"
 	"maps"
 	"sync"
 	"sync/atomic"
+	"time"
+
+	"github.com/oslozmq/fabric/internal/throttle"
 )
 
 // Stats are a transport's counters since it started.
@@ -14,6 +18,9 @@ type Stats struct {
 	Resent   uint64            // acked delivery: requests sent again for want of an ack or reply
 	Rerouted uint64            // CALLs sent to another server after StoppingFailure (docs/lifecycle.md)
 	Dropped  map[string]uint64 // messages dropped, by reason
+	// LogsSuppressed counts the drop warnings left out by the rate limit
+	// (one a second, each giving the number left out before it).
+	LogsSuppressed uint64
 }
 
 type counters struct {
@@ -22,6 +29,19 @@ type counters struct {
 	rerouted       atomic.Uint64
 	mu             sync.Mutex
 	dropped        map[string]uint64
+	// dropLog rate-limits the warnings about dropped messages, so that a
+	// flood of bad input costs a line a second, not one per message.
+	dropLog throttle.Throttle
+}
+
+// warnDrop logs a drop at warning level, rate-limited by c.dropLog, with
+// the number of warnings left out since the last one.
+func (c *counters) warnDrop(log *slog.Logger, msg string, args ...any) {
+	ok, suppressed := c.dropLog.Allow(time.Now())
+	if !ok {
+		return
+	}
+	log.Warn(msg, append(args, "suppressed_since_last", suppressed)...)
 }
 
 func (c *counters) drop(reason string) {
@@ -36,5 +56,5 @@ func (c *counters) drop(reason string) {
 func (c *counters) snapshot() Stats {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return Stats{Sent: c.sent.Load(), Received: c.received.Load(), Acked: c.acked.Load(), Resent: c.resent.Load(), Rerouted: c.rerouted.Load(), Dropped: maps.Clone(c.dropped)}
+	return Stats{Sent: c.sent.Load(), Received: c.received.Load(), Acked: c.acked.Load(), Resent: c.resent.Load(), Rerouted: c.rerouted.Load(), Dropped: maps.Clone(c.dropped), LogsSuppressed: c.dropLog.Suppressed()}
 }
