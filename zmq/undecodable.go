@@ -16,7 +16,7 @@ const reasonBadPayloadAnswered = "bad_payload_answered"
 // Go or Python, fails at once instead of waiting out its timeout
 // (docs/mixing-with-python.md). Other types have no caller waiting. Loop
 // goroutine only.
-func (l *listener) answerUndecodable(req wire.Request, via *zsock.Socket, entry *cacheEntry, decodeErr error) {
+func (l *listener) answerUndecodable(req wire.Request, via *zsock.Socket, decodeErr error) {
 	if req.Type != wire.Call {
 		return
 	}
@@ -37,9 +37,6 @@ func (l *listener) answerUndecodable(req wire.Request, via *zsock.Socket, entry 
 		frames = wire.ProxyReply(req.Peer, req.ID, payload)
 	} else {
 		frames = wire.DirectReply(req.Peer, req.ID, payload)
-	}
-	if entry != nil {
-		entry.reply = frames // a re-send gets the same answer
 	}
 	t.stats.drop(reasonBadPayloadAnswered)
 	l.sendOut(via, wire.Reply, frames, req.ID)
