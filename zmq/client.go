@@ -188,7 +188,7 @@ func (t *Transport) callOnce(ctx context.Context, rt *route, payload []byte, opt
 	}
 	if err != nil {
 		t.calls.remove(id)
-		return nil, nil, messaging.ErrClosed
+		return nil, nil, t.closedErr()
 	}
 	select {
 	case r := <-ch:

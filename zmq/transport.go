@@ -19,8 +19,9 @@ import (
 type Option func(*options)
 
 type options struct {
-	mm  matchmaker.Matchmaker
-	log *slog.Logger
+	mm      matchmaker.Matchmaker
+	log     *slog.Logger
+	onError func(error) // WithErrorHandler (health.go)
 }
 
 // WithMatchmaker makes the transport use mm instead of building one from the
@@ -64,6 +65,8 @@ type Transport struct {
 	retired    []retiredDealer    // replaced round-robin sockets, receiving until closed
 	front      *zsock.Socket      // proxy mode: the client DEALER on every proxy front-end
 	proxyConns map[any]*proxyConn // by socket or listener
+
+	onError func(error) // WithErrorHandler; nil = none
 
 	// testDrop, set by tests before use, makes a server silently drop the
 	// outgoing acks or replies it returns true for (lost-message tests).
@@ -124,7 +127,8 @@ func New(cfg *config.Config, opts ...Option) (*Transport, error) {
 		t.closeMM()
 		return nil, err
 	}
-	if t.loop, err = zsock.NewLoop(o.log); err != nil {
+	t.onError = o.onError
+	if t.loop, err = zsock.NewLoop(o.log, zsock.WithErrorHandler(t.loopFailed)); err != nil {
 		_ = t.zctx.Term()
 		t.closeMM()
 		return nil, err

@@ -99,6 +99,8 @@ type Proxy struct {
 
 	started atomic.Bool
 	serving atomic.Bool
+	loop    atomic.Pointer[zsock.Loop] // while Run runs, for Healthy
+	broken  chan error                 // the loop's failure, for watch
 	ready   chan struct{}
 	addrs   atomic.Pointer[Addresses]
 }
@@ -137,6 +139,7 @@ func New(cfg *config.Config, opts ...Option) (*Proxy, error) {
 		mode:     ModeDouble,
 		retry:    min(cfg.TargetUpdate, maxRetry),
 		ready:    make(chan struct{}),
+		broken:   make(chan error, 1),
 	}
 	if cfg.Proxy.FrontendPort != 0 && cfg.Proxy.BackendPort == 0 {
 		p.mode = ModeSingle
@@ -147,7 +150,7 @@ func New(cfg *config.Config, opts ...Option) (*Proxy, error) {
 		}
 	}
 	col := newCollector(&p.stats, p.mode == ModeDouble)
-	if p.handler, err = newHandler(col, &p.serving); err != nil {
+	if p.handler, err = newHandler(col, p.Healthy); err != nil {
 		return nil, err
 	}
 	if o.reg != nil {
@@ -201,11 +204,12 @@ func (p *Proxy) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("proxy: %w", err)
 	}
-	loop, err := zsock.NewLoop(p.log)
+	loop, err := zsock.NewLoop(p.log, zsock.WithErrorHandler(p.loopFailed))
 	if err != nil {
 		_ = zctx.Term()
 		return fmt.Errorf("proxy: %w", err)
 	}
+	p.loop.Store(loop)
 	var socks *sockets
 	err = loop.Call(func() error {
 		var err error
@@ -273,10 +277,45 @@ func (p *Proxy) watch(ctx context.Context, loop *zsock.Loop) error {
 		select {
 		case <-ctx.Done():
 			return nil
+		case err := <-p.broken:
+			return fmt.Errorf("proxy: socket loop stopped: %w", err)
 		case <-tick.C:
 			if err := loop.Do(func() {}); err != nil {
 				return fmt.Errorf("proxy: socket loop stopped: %w", err)
 			}
+		}
+	}
+}
+
+// errNotServing: Healthy before Run has opened the sockets, or after it
+// has closed them.
+var errNotServing = errors.New("proxy: not serving")
+
+// Healthy is nil while the proxy serves: Run has opened its sockets, its
+// socket loop runs and none of its sockets has failed (each one is
+// needed). /healthz answers 503 with this error otherwise.
+func (p *Proxy) Healthy() error {
+	l := p.loop.Load()
+	if l != nil {
+		if err := l.Err(); err != nil {
+			return fmt.Errorf("proxy: socket loop stopped: %w", err)
+		}
+	}
+	if l == nil || !p.serving.Load() {
+		return errNotServing
+	}
+	if n := l.SocketsFailed(); n > 0 {
+		return fmt.Errorf("proxy: %d sockets failed and were closed", n)
+	}
+	return nil
+}
+
+// loopFailed is the loop's error handler: a broken loop ends Run at once.
+func (p *Proxy) loopFailed(err error) {
+	if errors.Is(err, zsock.ErrLoopBroken) {
+		select {
+		case p.broken <- err:
+		default:
 		}
 	}
 }
