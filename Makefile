@@ -7,7 +7,7 @@ GO        ?= go
 BIN       := bin
 TESTFLAGS ?= -race -timeout 25m
 
-.PHONY: all deps build demo test lab-test test-deploy bench bench-quick lint fuzz clean
+.PHONY: all deps build demo test lab-test test-deploy bench bench-quick lint fuzz hostile clean
 
 all: build
 
@@ -54,6 +54,13 @@ bench-quick:
 # A short fuzzing run of the wire decoders (the seeds already run in make test).
 fuzz: deps
 	$(GO) test -run=NONE -fuzz=FuzzParse -fuzztime=60s ./zmq/wire/
+
+# Hostile input at process level with the full count (docs/hostile-input.md):
+# 1,000,000 random and mutated messages, bombs and oversized frames at real
+# zmqrpc and proxy processes. make test runs the quick version (20,000).
+HOSTILE_MESSAGES ?= 1000000
+hostile: deps
+	HOSTILE_MESSAGES=$(HOSTILE_MESSAGES) $(GO) test -v -count=1 -timeout 60m -run TestHostileInput ./e2e/
 
 clean:
 	rm -rf $(BIN)

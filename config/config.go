@@ -75,7 +75,11 @@ type Config struct {
 	RetryAttempts        int           // rpc_retry_attempts; negative = retry forever
 	MessageTTL           time.Duration // rpc_message_ttl: server duplicate/reply cache lifetime
 	SubscribeOn          []string      // subscribe_on: explicit "host:port" publishers
-	ExecutorPoolSize     int           // [DEFAULT] executor_thread_pool_size
+	// MaxMessageSize is rpc_zmq_max_message_size: the largest frame, in
+	// bytes, a receiving socket of the driver accepts (ZMQ_MAXMSGSIZE; a
+	// peer that sends a larger one is disconnected); -1 = unlimited.
+	MaxMessageSize   int
+	ExecutorPoolSize int // [DEFAULT] executor_thread_pool_size
 
 	Redis RedisConfig // [matchmaker_redis], replaced in part by transport_url hosts
 	Proxy ProxyConfig // [zmq_proxy_opts]
@@ -124,6 +128,26 @@ type ProxyConfig struct {
 	URL            string // matchmaker transport URL; "" = the transport's matchmaker settings
 	MetricsAddress string // "host:port" of the metrics listener; "" = none
 	QueuePerPeer   int    // messages queued per connected peer and direction; 0 = unlimited
+	// MaxMessageSize is max_message_size: the largest frame the proxy's
+	// sockets accept; 0 = rpc_zmq_max_message_size, -1 = unlimited.
+	MaxMessageSize int
+}
+
+// DefaultMaxMessageSize is rpc_zmq_max_message_size by default: 4 MiB, far
+// above any RPC payload oslo services send, far below what hurts a host.
+const DefaultMaxMessageSize = 4 << 20
+
+// minMaxMessageSize is the smallest limit accepted: below it even the
+// envelope of an ordinary request would not pass.
+const minMaxMessageSize = 1024
+
+// ProxyMaxMessageSize is the proxy's effective frame limit in bytes, -1
+// for none: max_message_size, or rpc_zmq_max_message_size when that is 0.
+func (c *Config) ProxyMaxMessageSize() int {
+	if c.Proxy.MaxMessageSize == 0 {
+		return c.MaxMessageSize
+	}
+	return c.Proxy.MaxMessageSize
 }
 
 // Default returns a Config holding every default: the deployment guide's
@@ -162,6 +186,7 @@ func Default() *Config {
 		RetryAttempts:        3,
 		MessageTTL:           300 * time.Second,
 		SubscribeOn:          []string{},
+		MaxMessageSize:       DefaultMaxMessageSize,
 		ExecutorPoolSize:     64,
 		Redis: RedisConfig{
 			Hosts:         []RedisHost{{Host: "127.0.0.1", Port: DefaultRedisPort}},

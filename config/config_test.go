@@ -50,6 +50,7 @@ func TestDefault(t *testing.T) {
 		HeartbeatInterval: time.Second, HeartbeatTimeout: 5 * time.Second,
 		AckTimeoutBase: 15 * time.Second, AckTimeoutMultiplier: 2, RetryAttempts: 3,
 		MessageTTL: 300 * time.Second, SubscribeOn: []string{}, ExecutorPoolSize: 64,
+		MaxMessageSize: 4 << 20,
 		Redis: RedisConfig{
 			Hosts:         []RedisHost{{Host: "127.0.0.1", Port: 6379}},
 			SentinelHosts: []RedisHost{},
@@ -333,6 +334,10 @@ func TestValueSyntax(t *testing.T) {
 				return c.Proxy == ProxyConfig{Host: "px", FrontendPort: 50001, BackendPort: 50002, PublisherPort: 50003,
 					LocalPublisher: true, AckPubSub: true, URL: "zmq+redis://10.0.0.5:6379/", MetricsAddress: ":9100", QueuePerPeer: 0}
 			}},
+		{"message size limits", "[oslo_messaging_zmq]\nrpc_zmq_max_message_size = 1048576\n",
+			func(c *Config) bool { return c.MaxMessageSize == 1<<20 && c.ProxyMaxMessageSize() == 1<<20 }},
+		{"unlimited message size", "[oslo_messaging_zmq]\nrpc_zmq_max_message_size = -1\n[zmq_proxy_opts]\nmax_message_size = 2048\n",
+			func(c *Config) bool { return c.MaxMessageSize == -1 && c.ProxyMaxMessageSize() == 2048 }},
 		{"indented continuation lines", "[DEFAULT]\nunrelated = a\n    b\nrpc_zmq_host = h\n", func(c *Config) bool { return c.Host == "h" }},
 		{"trailing backslash is not a continuation", "[DEFAULT]\nrpc_zmq_host = h\\\nrpc_zmq_bind_address = 10.0.0.1\n",
 			func(c *Config) bool { return c.Host == `h\` && c.BindAddress == "10.0.0.1" }},

@@ -125,6 +125,7 @@ var options = []option{
 	zmqOpt("rpc_retry_attempts", 0, func(c *Config) any { return &c.RetryAttempts }),
 	zmqOpt("rpc_message_ttl", time.Second, func(c *Config) any { return &c.MessageTTL }),
 	zmqOpt("subscribe_on", 0, func(c *Config) any { return &c.SubscribeOn }),
+	zmqOpt("rpc_zmq_max_message_size", 0, func(c *Config) any { return &c.MaxMessageSize }),
 
 	// host, port and password fill the first Redis host; Parse copies the
 	// password into it once every file has been read.
@@ -146,6 +147,7 @@ var options = []option{
 	proxyOpt("url", func(c *Config) any { return &c.Proxy.URL }),
 	proxyOpt("metrics_address", func(c *Config) any { return &c.Proxy.MetricsAddress }),
 	proxyOpt("queue_per_peer", func(c *Config) any { return &c.Proxy.QueuePerPeer }),
+	proxyOpt("max_message_size", func(c *Config) any { return &c.Proxy.MaxMessageSize }),
 }
 
 // ignoredZMQOptions are oslo.messaging [oslo_messaging_zmq] options that this

@@ -40,6 +40,19 @@ func (v *validator) intRange(section, option string, n, lo, hi int) {
 	}
 }
 
+// messageSize checks a frame-size limit: -1 (unlimited), or at least
+// minMaxMessageSize; zero, when zeroOK, inherits another option.
+func (v *validator) messageSize(section, option string, n int, zeroOK bool) {
+	if n == -1 || n >= minMaxMessageSize || (zeroOK && n == 0) {
+		return
+	}
+	inherit := ""
+	if zeroOK {
+		inherit = ", 0 (rpc_zmq_max_message_size)"
+	}
+	v.fail(section, option, strconv.Itoa(n), "must be -1 (unlimited)%s or at least %d bytes", inherit, minMaxMessageSize)
+}
+
 func (v *validator) atLeast(section, option string, n, lo int) {
 	if n < lo {
 		v.fail(section, option, strconv.Itoa(n), "must be at least %d", lo)
@@ -115,6 +128,7 @@ func (c *Config) validate() []*Error {
 	v.positive(z, "rpc_ack_timeout_base", c.AckTimeoutBase, s)
 	v.atLeast(z, "rpc_ack_timeout_multiplier", c.AckTimeoutMultiplier, 1)
 	v.positive(z, "rpc_message_ttl", c.MessageTTL, s)
+	v.messageSize(z, "rpc_zmq_max_message_size", c.MaxMessageSize, false)
 	for _, a := range c.SubscribeOn {
 		if err := validHostPort(a, false); err != nil {
 			v.fail(z, "subscribe_on", strings.Join(c.SubscribeOn, ","), "%q: %v", a, err)
@@ -154,6 +168,7 @@ func (c *Config) validate() []*Error {
 	v.intRange(p, "publisher_port", c.Proxy.PublisherPort, 0, 65535)
 	v.transportURL(p, "url", c.Proxy.URL)
 	v.atLeast(p, "queue_per_peer", c.Proxy.QueuePerPeer, 0)
+	v.messageSize(p, "max_message_size", c.Proxy.MaxMessageSize, true)
 	if a := c.Proxy.MetricsAddress; a != "" {
 		if err := validHostPort(a, true); err != nil {
 			v.fail(p, "metrics_address", a, "%v", err)

@@ -188,7 +188,7 @@ func (t *Transport) callOnce(ctx context.Context, rt *route, payload []byte, opt
 	}
 	if err != nil {
 		t.calls.remove(id)
-		return nil, nil, messaging.ErrClosed
+		return nil, nil, t.closedErr()
 	}
 	select {
 	case r := <-ch:
@@ -571,5 +571,5 @@ func (t *Transport) completeCall(r wire.Response) {
 // dropped counts and logs a message that failed validation.
 func (t *Transport) dropped(reason string, err error, where string) {
 	t.stats.drop(reason)
-	t.log.Warn("dropping malformed message", "at", where, "reason", reason, "err", err)
+	t.stats.warnDrop(t.log, "dropping malformed message", "at", where, "reason", reason, "err", err)
 }

@@ -554,21 +554,32 @@ func (l *listener) onRequest(via *zsock.Socket, frames [][]byte, err error) {
 		return
 	}
 	req.Peer, req.ID = clone2(req.Peer, req.ID)
-	var entry *cacheEntry
-	if l.seen != nil && (req.Type == wire.Call || req.Type == wire.Cast) {
-		var dup bool
-		if entry, dup = l.checkDuplicate(via, req); dup {
-			return
-		}
-	}
 	if l.draining {
 		l.lastRecv = time.Now()
-		if req.Type == wire.Call {
-			l.bounce(req, via, entry)
+	}
+	if l.seen == nil || (req.Type != wire.Call && req.Type != wire.Cast) {
+		if l.draining && req.Type == wire.Call {
+			l.bounce(req, via, nil)
 			return
 		}
+		l.dispatch(req, via)
+		return
 	}
-	l.dispatch(req, via, entry)
+	// An ack promises the request will be handled, so only a valid one is
+	// acked: one that does not decode is dropped unacked (a CALL answered
+	// with a ValueError), and so are its re-sends.
+	msg, ok := l.decode(req, via)
+	if !ok {
+		return
+	}
+	entry, dup := l.checkDuplicate(via, req)
+	switch {
+	case dup:
+	case l.draining && req.Type == wire.Call:
+		l.bounce(req, via, entry)
+	default:
+		l.deliver(req, via, entry, msg)
+	}
 }
 
 // bounce answers a CALL that reached a draining listener with
@@ -608,7 +619,7 @@ func (l *listener) replyFrames(peer, id, payload []byte) [][]byte {
 }
 
 // checkDuplicate is acked delivery on the server (reference 5.4): it acks
-// the request at once, before dispatch, which may take long; a request
+// the request, once decoded, before it is handled, which may take long; a request
 // seen within rpc_message_ttl is a re-send, acked again and answered from
 // the reply cache instead of dispatched twice. Loop goroutine only.
 func (l *listener) checkDuplicate(via *zsock.Socket, req wire.Request) (*cacheEntry, bool) {
@@ -642,7 +653,7 @@ func (l *listener) sendOut(via *zsock.Socket, typ wire.MsgType, frames [][]byte,
 			what = "ack"
 		}
 		t.stats.drop(what + "_unroutable")
-		t.log.Warn(what+" dropped: the caller cannot be reached", "msg_id", string(id), "err", err)
+		t.stats.warnDrop(t.log, what+" dropped: the caller cannot be reached", "msg_id", string(id), "err", err)
 	}
 	if l.dealers == nil {
 		t.loop.Send(l.sock, frames, time.Time{}, onDrop)
@@ -691,7 +702,7 @@ func (l *listener) onPublished(frames [][]byte, err error) {
 	for _, tg := range l.targets {
 		if string(req.Topic) == tg.Topic {
 			req.ID = bytes.Clone(req.ID) // borrowed frames, as in onRequest
-			l.dispatch(req, nil, nil)
+			l.dispatch(req, nil)
 			return
 		}
 	}
@@ -708,25 +719,41 @@ func clone2(a, b []byte) ([]byte, []byte) {
 
 // dispatch decodes a valid request and hands it to the handler. The
 // codecs copy what they decode: nothing refers to req.Payload afterwards.
-func (l *listener) dispatch(req wire.Request, via *zsock.Socket, entry *cacheEntry) {
+func (l *listener) dispatch(req wire.Request, via *zsock.Socket) {
+	if msg, ok := l.decode(req, via); ok {
+		l.deliver(req, via, nil, msg)
+	}
+}
+
+// decode checks that req is for this kind of listener and decodes its
+// payload; what fails is counted and dropped (a CALL answered). Loop
+// goroutine only.
+func (l *listener) decode(req wire.Request, via *zsock.Socket) (messaging.Message, bool) {
+	t := l.t
+	if l.notify != (req.Type == wire.Notify) {
+		t.dropped("unexpected_type", fmt.Errorf("%s on a %s listener", req.Type, map[bool]string{true: "notification", false: "RPC"}[l.notify]), "server")
+		return messaging.Message{}, false
+	}
+	rc, body, err := t.codec.DecodeRequest(req.Payload)
+	if err != nil {
+		t.dropped(wire.DropReason(err), err, "server")
+		l.answerUndecodable(req, via, err)
+		return messaging.Message{}, false
+	}
+	return messaging.Message{Context: rc, Body: body}, true
+}
+
+// deliver hands a decoded request to the handler, unless the listener has
+// stopped. Loop goroutine only.
+func (l *listener) deliver(req wire.Request, via *zsock.Socket, entry *cacheEntry, msg messaging.Message) {
 	t := l.t
 	if l.stopped {
 		t.stats.drop("server_stopped")
 		t.log.Debug("message dropped: the listener has stopped", "type", req.Type, "msg_id", string(req.ID))
 		return
 	}
-	if l.notify != (req.Type == wire.Notify) {
-		t.dropped("unexpected_type", fmt.Errorf("%s on a %s listener", req.Type, map[bool]string{true: "notification", false: "RPC"}[l.notify]), "server")
-		return
-	}
-	rc, body, err := t.codec.DecodeRequest(req.Payload)
-	if err != nil {
-		t.dropped(wire.DropReason(err), err, "server")
-		l.answerUndecodable(req, via, entry, err)
-		return
-	}
 	t.stats.received.Add(1)
-	l.h(&incoming{l: l, via: via, typ: req.Type, peer: req.Peer, id: req.ID, entry: entry, msg: messaging.Message{Context: rc, Body: body}})
+	l.h(&incoming{l: l, via: via, typ: req.Type, peer: req.Peer, id: req.ID, entry: entry, msg: msg})
 }
 
 // incoming is a received message; Reply answers a CALL on the ROUTER it came

@@ -1,9 +1,13 @@
 package zmq
 
 import (
+	"log/slog"
 	"maps"
 	"sync"
 	"sync/atomic"
+	"time"
+
+	"github.com/oslozmq/fabric/internal/throttle"
 )
 
 // Stats are a transport's counters since it started.
@@ -15,6 +19,9 @@ type Stats struct {
 	Rerouted uint64            // CALLs sent again after a ServerStopping or ServerUnreachable answer (docs/lifecycle.md)
 	Evicted  uint64            // targets idle long enough to lose their route, sockets and gate
 	Dropped  map[string]uint64 // messages dropped, by reason
+	// LogsSuppressed counts the drop warnings left out by the rate limit
+	// (one a second, each giving the number left out before it).
+	LogsSuppressed uint64
 }
 
 type counters struct {
@@ -24,6 +31,19 @@ type counters struct {
 	evicted        atomic.Uint64
 	mu             sync.Mutex
 	dropped        map[string]uint64
+	// dropLog rate-limits the warnings about dropped messages, so that a
+	// flood of bad input costs a line a second, not one per message.
+	dropLog throttle.Throttle
+}
+
+// warnDrop logs a drop at warning level, rate-limited by c.dropLog, with
+// the number of warnings left out since the last one.
+func (c *counters) warnDrop(log *slog.Logger, msg string, args ...any) {
+	ok, suppressed := c.dropLog.Allow(time.Now())
+	if !ok {
+		return
+	}
+	log.Warn(msg, append(args, "suppressed_since_last", suppressed)...)
 }
 
 func (c *counters) drop(reason string) {
@@ -38,5 +58,5 @@ func (c *counters) drop(reason string) {
 func (c *counters) snapshot() Stats {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return Stats{Sent: c.sent.Load(), Received: c.received.Load(), Acked: c.acked.Load(), Resent: c.resent.Load(), Rerouted: c.rerouted.Load(), Evicted: c.evicted.Load(), Dropped: maps.Clone(c.dropped)}
+	return Stats{Sent: c.sent.Load(), Received: c.received.Load(), Acked: c.acked.Load(), Resent: c.resent.Load(), Rerouted: c.rerouted.Load(), Evicted: c.evicted.Load(), Dropped: maps.Clone(c.dropped), LogsSuppressed: c.dropLog.Suppressed()}
 }

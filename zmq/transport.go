@@ -21,10 +21,11 @@ import (
 type Option func(*options)
 
 type options struct {
-	mm    matchmaker.Matchmaker
-	log   *slog.Logger
-	idle  time.Duration // idleEvict unless a test sets it
-	stuck time.Duration // loopStuck unless a test sets it
+	mm      matchmaker.Matchmaker
+	log     *slog.Logger
+	idle    time.Duration // idleEvict unless a test sets it
+	stuck   time.Duration // loopStuck unless a test sets it
+	onError func(error)   // WithErrorHandler (health.go)
 }
 
 // WithMatchmaker makes the transport use mm instead of building one from the
@@ -74,6 +75,8 @@ type Transport struct {
 	retired    []retiredDealer    // replaced round-robin sockets, receiving until closed
 	front      *zsock.Socket      // proxy mode: the client DEALER on every proxy front-end
 	proxyConns map[any]*proxyConn // by socket or listener
+
+	onError func(error) // WithErrorHandler; nil = none
 
 	// testDrop, set by tests before use, makes a server silently drop the
 	// outgoing acks or replies it returns true for (lost-message tests).
@@ -137,7 +140,8 @@ func New(cfg *config.Config, opts ...Option) (*Transport, error) {
 		t.closeMM()
 		return nil, err
 	}
-	if t.loop, err = zsock.NewLoop(o.log); err != nil {
+	t.onError = o.onError
+	if t.loop, err = zsock.NewLoop(o.log, zsock.WithErrorHandler(t.loopFailed)); err != nil {
 		_ = t.zctx.Term()
 		t.closeMM()
 		return nil, err

@@ -289,13 +289,13 @@ func TestMalformedInputKeepsServing(t *testing.T) {
 	okPayload := []byte(`[{}, {"method": "echo", "args": {"arg": "x"}}]`)
 	cases := [][][]byte{
 		{random}, // random bytes
-		{[]byte("x"), []byte("1.0"), []byte("1"), []byte("id"), okPayload},                // missing delimiter
-		{{}, []byte("9.9"), []byte("1"), []byte("id"), okPayload},                         // unknown version
-		{{}, []byte("1.0"), []byte("0"), []byte("id"), okPayload},                         // type 0
-		{{}, []byte("1.0"), []byte("7"), []byte("id"), okPayload},                         // type 7
-		{{}, []byte("1.0"), []byte("1"), []byte("id")},                                    // missing payload
-		{{}, []byte("1.0"), []byte("1"), []byte("id"), []byte("{not json")},               // garbage JSON
-		{{}, []byte("1.0"), []byte("1"), []byte("id"), bytes.Repeat([]byte("z"), 10<<20)}, // 10 MB
+		{[]byte("x"), []byte("1.0"), []byte("1"), []byte("id"), okPayload},               // missing delimiter
+		{{}, []byte("9.9"), []byte("1"), []byte("id"), okPayload},                        // unknown version
+		{{}, []byte("1.0"), []byte("0"), []byte("id"), okPayload},                        // type 0
+		{{}, []byte("1.0"), []byte("7"), []byte("id"), okPayload},                        // type 7
+		{{}, []byte("1.0"), []byte("1"), []byte("id")},                                   // missing payload
+		{{}, []byte("1.0"), []byte("1"), []byte("id"), []byte("{not json")},              // garbage JSON
+		{{}, []byte("1.0"), []byte("1"), []byte("id"), bytes.Repeat([]byte("z"), 3<<20)}, // 3 MB, within rpc_zmq_max_message_size
 	}
 	for _, c := range cases {
 		if _, err := bad.SendMessage(c); err != nil {

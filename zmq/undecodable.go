@@ -16,12 +16,12 @@ const reasonBadPayloadAnswered = "bad_payload_answered"
 // Go or Python, fails at once instead of waiting out its timeout
 // (docs/mixing-with-python.md). Other types have no caller waiting. Loop
 // goroutine only.
-func (l *listener) answerUndecodable(req wire.Request, via *zsock.Socket, entry *cacheEntry, decodeErr error) {
+func (l *listener) answerUndecodable(req wire.Request, via *zsock.Socket, decodeErr error) {
 	if req.Type != wire.Call {
 		return
 	}
 	l.t.stats.drop(reasonBadPayloadAnswered)
-	l.answerFailure(req, via, entry, &messaging.Failure{
+	l.answerFailure(req, via, nil, &messaging.Failure{
 		Class: "ValueError", Module: "builtins",
 		Message: "cannot decode the request payload: " + decodeErr.Error(),
 	})

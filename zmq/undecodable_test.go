@@ -170,8 +170,9 @@ func TestReplyFromPythonDecodes(t *testing.T) {
 }
 
 // In proxy mode with acked delivery, a Python caller's undecodable CALL
-// is acked, answered with the failure through the proxy, and a re-send of
-// it gets the same answer again from the reply cache.
+// is not acked (an ack promises the request will be handled) but answered
+// with the failure through the proxy, and so is a re-send of it; an
+// undecodable CAST gets nothing at all.
 func TestUndecodableCallAnsweredThroughProxy(t *testing.T) {
 	cfg := ackConfig()
 	mm := dummy.New()
@@ -188,6 +189,7 @@ func TestUndecodableCallAnsweredThroughProxy(t *testing.T) {
 		t.Fatal(err)
 	}
 	codec, _ := wire.NewCodec("json")
+	var others []string // ids of the responses skipped by responses
 	// responses returns the types of what arrives for id within d, up to
 	// its REPLY (the server sends the ACK first).
 	responses := func(id string, d time.Duration) (types []wire.MsgType, failure string) {
@@ -202,7 +204,8 @@ func TestUndecodableCallAnsweredThroughProxy(t *testing.T) {
 				t.Fatalf("response %q: %v", frames, err)
 			}
 			if string(resp.ID) != id {
-				continue // a late answer to a warm-up
+				others = append(others, string(resp.ID))
+				continue // a late answer to a warm-up, or a wrong ack
 			}
 			types = append(types, resp.Type)
 			if resp.Type == wire.Reply {
@@ -234,16 +237,33 @@ func TestUndecodableCallAnsweredThroughProxy(t *testing.T) {
 			t.Fatal(err)
 		}
 		types, failure := responses("call-1", time.Second)
-		if countTypes(types, wire.Ack) != 1 || countTypes(types, wire.Reply) != 1 {
-			t.Fatalf("attempt %d: responses %v, want an ACK and a REPLY", attempt, types)
+		if countTypes(types, wire.Ack) != 0 || countTypes(types, wire.Reply) != 1 {
+			t.Fatalf("attempt %d: responses %v, want a REPLY and no ACK", attempt, types)
 		}
 		f, err := messaging.UnmarshalFailure(failure)
 		if err != nil || f.Class != "ValueError" || !strings.Contains(f.Message, "unexpected end of JSON input") {
 			t.Fatalf("attempt %d: failure %q: %v", attempt, failure, err)
 		}
 	}
-	if d := srv.Stats().Dropped; d[reasonBadPayloadAnswered] != 1 || d["duplicate"] != 1 {
-		t.Errorf("dropped %v, want %s 1 and duplicate 1 (the re-send answered from the cache)", d, reasonBadPayloadAnswered)
+	// A bad CAST, then a good CALL: what the server sends for the CAST
+	// would come back before the CALL's ACK and REPLY, by the same path.
+	others = nil
+	if _, err := caller.SendMessage(wire.ProxyRequest(wire.Cast, []byte(ids[0]), []byte("cast-1"), bad)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := caller.SendMessage(wire.ProxyRequest(wire.Call, []byte(ids[0]), []byte("call-2"), good)); err != nil {
+		t.Fatal(err)
+	}
+	if types, _ := responses("call-2", 5*time.Second); countTypes(types, wire.Ack) != 1 || countTypes(types, wire.Reply) != 1 {
+		t.Fatalf("good call after the bad cast: responses %v, want an ACK and a REPLY", types)
+	}
+	for _, id := range others {
+		if id == "cast-1" {
+			t.Errorf("the undecodable CAST was acked")
+		}
+	}
+	if d := srv.Stats().Dropped; d[reasonBadPayloadAnswered] != 2 || d["bad_payload"] != 3 || d["duplicate"] != 0 {
+		t.Errorf("dropped %v, want %s 2, bad_payload 3, duplicate 0 (nothing undecodable enters the cache)", d, reasonBadPayloadAnswered)
 	}
 }
 

@@ -54,7 +54,13 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	c.log.Info("stopping", "topic", c.topic, "server", c.server)
 	stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	return srv.Stop(stopCtx)
+	err = srv.Stop(stopCtx)
+	// What the transport counted, for operators and the hostile-input
+	// tests (docs/hostile-input.md).
+	st := tr.Stats()
+	fmt.Fprintf(stdout, "stopped sent=%d received=%d sockets_failed=%d logs_suppressed=%d dropped: %s\n",
+		st.Sent, st.Received, tr.SocketsFailed(), st.LogsSuppressed, formatDrops(st.Dropped))
+	return err
 }
 
 // runCall calls METHOD and prints the JSON result on stdout; a remote error

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/oslozmq/fabric/internal/throttle"
 	"github.com/oslozmq/fabric/messaging"
 	"github.com/oslozmq/fabric/zmq/internal/zsock"
 	"github.com/oslozmq/fabric/zmq/wire"
@@ -67,8 +68,8 @@ type engine struct {
 	// filled in per message so that an ACK allocates nothing.
 	ack [6][]byte
 
-	nextWarn   time.Time
-	suppressed int
+	// warn rate-limits the drop warnings (dropLogInterval).
+	warn throttle.Throttle
 
 	// codec encodes the failure an unroutable CALL is answered with.
 	codec wire.Codec
@@ -102,6 +103,7 @@ func newEngine(s *sockets, usePubSub, ackPubSub bool, codec wire.Codec, log *slo
 		stats:     stats,
 		notServer: make(map[string]*refusal),
 	}
+	e.warn.Every = dropLogInterval
 	e.ack = [6][]byte{nil, {}, []byte(wire.Version), s.feIdentity, []byte{'0' + byte(wire.Ack)}, nil}
 	return e
 }
@@ -275,16 +277,13 @@ func (e *engine) drop(from origin, reason string, err error, dest []byte) {
 	if reason == reasonUnroutable {
 		return
 	}
-	now := time.Now()
-	if now.Before(e.nextWarn) {
-		e.suppressed++
+	ok, suppressed := e.warn.Allow(time.Now())
+	if !ok {
 		return
 	}
 	attrs := []any{"reason", reason, "from", from.String(), "err", err}
 	if dest != nil {
 		attrs = append(attrs, "to", string(dest))
 	}
-	e.log.Warn("dropped message", append(attrs, "suppressed_since_last", e.suppressed)...)
-	e.nextWarn = now.Add(dropLogInterval)
-	e.suppressed = 0
+	e.log.Warn("dropped message", append(attrs, "suppressed_since_last", suppressed)...)
 }

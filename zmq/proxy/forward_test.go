@@ -170,8 +170,8 @@ func TestDropLogRateLimited(t *testing.T) {
 	if n := strings.Count(buf.String(), "dropped message"); n != 1 {
 		t.Errorf("%d log lines for 2000 drops, want 1:\n%s", n, buf.String())
 	}
-	if e.suppressed != 999 {
-		t.Errorf("suppressed = %d, want 999", e.suppressed)
+	if n := e.warn.Suppressed(); n != 999 {
+		t.Errorf("suppressed = %d, want 999", n)
 	}
 	s := p.Stats()
 	if s.Dropped["no_delimiter"] != 1000 || s.Dropped["unroutable"] != 1000 {

@@ -40,8 +40,8 @@ type LocalPublisher struct {
 	stats   counters
 	handler http.Handler
 
+	health
 	started atomic.Bool
-	serving atomic.Bool
 	ready   chan struct{}
 	addr    atomic.Pointer[string]
 }
@@ -66,7 +66,7 @@ func NewLocal(cfg *config.Config, opts ...Option) (*LocalPublisher, error) {
 		keep:  cfg.TargetUpdate + time.Second,
 		ready: make(chan struct{}),
 	}
-	if lp.handler, err = su.newHandler(newLocalCollector(&lp.stats), &lp.serving); err != nil {
+	if lp.handler, err = su.newHandler(newLocalCollector(&lp.stats), lp.Healthy); err != nil {
 		return nil, err
 	}
 	return lp, nil
@@ -143,7 +143,7 @@ func (lp *LocalPublisher) Run(ctx context.Context) error {
 	defer closeMM()
 
 	var s *localSockets
-	rt, err := startRuntime(lp.log, func(zctx *zsock.Context, loop *zsock.Loop) error {
+	rt, err := startRuntime(lp.log, &lp.health, func(zctx *zsock.Context, loop *zsock.Loop) error {
 		var err error
 		s, err = lp.open(zctx, loop)
 		return err

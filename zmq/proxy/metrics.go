@@ -197,8 +197,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 
 // newHandler serves /metrics from a registry of the proxy's own (the
 // proxy's metrics plus the Go runtime and process collectors) and /healthz
-// from serving.
-func newHandler(col prometheus.Collector, serving *atomic.Bool) (http.Handler, error) {
+// from healthy (Proxy.Healthy).
+func newHandler(col prometheus.Collector, healthy func() error) (http.Handler, error) {
 	reg := prometheus.NewRegistry()
 	for _, c := range []prometheus.Collector{
 		col,
@@ -213,9 +213,9 @@ func newHandler(col prometheus.Collector, serving *atomic.Bool) (http.Handler, e
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		if !serving.Load() {
+		if err := healthy(); err != nil {
 			w.WriteHeader(http.StatusServiceUnavailable)
-			fmt.Fprintln(w, "not serving")
+			fmt.Fprintln(w, err)
 			return
 		}
 		fmt.Fprintln(w, "ok")

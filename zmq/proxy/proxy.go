@@ -93,8 +93,8 @@ type Proxy struct {
 	stats   counters
 	handler http.Handler
 
+	health
 	started atomic.Bool
-	serving atomic.Bool
 	ready   chan struct{}
 	addrs   atomic.Pointer[Addresses]
 }
@@ -120,7 +120,7 @@ func New(cfg *config.Config, opts ...Option) (*Proxy, error) {
 	if cfg.Proxy.FrontendPort != 0 && cfg.Proxy.BackendPort == 0 {
 		p.mode = ModeSingle
 	}
-	if p.handler, err = su.newHandler(newCollector(&p.stats, p.mode == ModeDouble), &p.serving); err != nil {
+	if p.handler, err = su.newHandler(newCollector(&p.stats, p.mode == ModeDouble), p.Healthy); err != nil {
 		return nil, err
 	}
 	return p, nil
@@ -159,7 +159,7 @@ func (p *Proxy) Run(ctx context.Context) error {
 	defer closeMM()
 
 	var socks *sockets
-	rt, err := startRuntime(p.log, func(zctx *zsock.Context, loop *zsock.Loop) error {
+	rt, err := startRuntime(p.log, &p.health, func(zctx *zsock.Context, loop *zsock.Loop) error {
 		var err error
 		socks, err = p.open(zctx, loop)
 		return err

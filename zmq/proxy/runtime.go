@@ -57,10 +57,10 @@ func newSetup(cfg *config.Config, opts []Option) (*setup, error) {
 	return su, nil
 }
 
-// newHandler serves col's metrics and the health from serving, and
+// newHandler serves col's metrics and the health from healthy, and
 // registers col with the WithRegisterer registry.
-func (su *setup) newHandler(col prometheus.Collector, serving *atomic.Bool) (http.Handler, error) {
-	h, err := newHandler(col, serving)
+func (su *setup) newHandler(col prometheus.Collector, healthy func() error) (http.Handler, error) {
+	h, err := newHandler(col, healthy)
 	if err != nil {
 		return nil, err
 	}
@@ -88,31 +88,76 @@ func openMatchmaker(ctx context.Context, mm matchmaker.Matchmaker, mmCfg *config
 	return built, func() { _ = built.Close() }, nil
 }
 
+// health is what /healthz reports of a router proxy or a local
+// publisher: serving, with a live socket loop none of whose sockets failed
+// (each one is needed).
+type health struct {
+	serving atomic.Bool
+	loop    atomic.Pointer[zsock.Loop] // while Run runs
+}
+
+// errNotServing: Healthy before Run has opened the sockets, or after it
+// has closed them.
+var errNotServing = errors.New("proxy: not serving")
+
+// Healthy is nil while the process serves; /healthz answers 503 with its
+// error otherwise.
+func (h *health) Healthy() error {
+	l := h.loop.Load()
+	if l != nil {
+		if err := l.Err(); err != nil {
+			return fmt.Errorf("proxy: socket loop stopped: %w", err)
+		}
+	}
+	if l == nil || !h.serving.Load() {
+		return errNotServing
+	}
+	if n := l.SocketsFailed(); n > 0 {
+		return fmt.Errorf("proxy: %d sockets failed and were closed", n)
+	}
+	return nil
+}
+
 // runtime is a libzmq context and the loop goroutine that owns every
 // socket of it.
 type runtime struct {
-	zctx *zsock.Context
-	loop *zsock.Loop
+	zctx   *zsock.Context
+	loop   *zsock.Loop
+	broken chan error // the loop's failure, for watch
 }
 
-// startRuntime creates the context and the loop, and runs open on the loop
-// goroutine; open must close what it opened when it fails.
-func startRuntime(log *slog.Logger, open func(*zsock.Context, *zsock.Loop) error) (*runtime, error) {
+// startRuntime creates the context and the loop (kept in h for Healthy),
+// and runs open on the loop goroutine; open must close what it opened
+// when it fails.
+func startRuntime(log *slog.Logger, h *health, open func(*zsock.Context, *zsock.Loop) error) (*runtime, error) {
 	zctx, err := zsock.NewContext()
 	if err != nil {
 		return nil, fmt.Errorf("proxy: %w", err)
 	}
-	loop, err := zsock.NewLoop(log)
+	r := &runtime{zctx: zctx, broken: make(chan error, 1)}
+	loop, err := zsock.NewLoop(log, zsock.WithErrorHandler(r.loopFailed))
 	if err != nil {
 		_ = zctx.Term()
 		return nil, fmt.Errorf("proxy: %w", err)
 	}
+	r.loop = loop
+	h.loop.Store(loop)
 	if err := loop.Call(func() error { return open(zctx, loop) }); err != nil {
 		loop.Close()
 		_ = zctx.Term()
 		return nil, err
 	}
-	return &runtime{zctx: zctx, loop: loop}, nil
+	return r, nil
+}
+
+// loopFailed is the loop's error handler: a broken loop ends Run at once.
+func (r *runtime) loopFailed(err error) {
+	if errors.Is(err, zsock.ErrLoopBroken) {
+		select {
+		case r.broken <- err:
+		default:
+		}
+	}
 }
 
 // stop closes the sockets with closeSockets (on the loop goroutine, or
@@ -140,6 +185,8 @@ func (r *runtime) watch(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
+		case err := <-r.broken:
+			return fmt.Errorf("proxy: socket loop stopped: %w", err)
 		case <-tick.C:
 			if err := r.loop.Do(func() {}); err != nil {
 				return fmt.Errorf("proxy: socket loop stopped: %w", err)

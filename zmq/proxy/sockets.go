@@ -100,6 +100,9 @@ func (p *Proxy) newRouter(zctx *zsock.Context) (*zsock.Socket, []byte, error) {
 	id := []byte(p.cfg.Proxy.Host + "/zmq-proxy/" + newUUID4())
 	err = zsock.CommonOptions(s, p.cfg)
 	if err == nil {
+		err = s.SetMaxMessageSize(p.cfg.ProxyMaxMessageSize())
+	}
+	if err == nil {
 		err = s.SetInt(zsock.OptRouterMandatory, 1)
 	}
 	// Bounded queues (queue_per_peer): a peer that reads nothing cannot

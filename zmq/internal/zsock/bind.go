@@ -90,10 +90,21 @@ func BindRandomPort(s *Socket, host string, min, max, retries int) (int, error) 
 		ErrPortRangeExceeded, host, min, max, retries, last)
 }
 
+// DefaultHWM is the high-water mark of every socket that sets none of its
+// own, in messages per connection and direction (libzmq's default). The
+// Python driver sets unlimited HWMs; a finite one bounds what a peer that
+// does not read (or floods) can make us queue (docs/lifecycle.md).
+const DefaultHWM = 1000
+
 // CommonOptions applies the options every socket of the driver and the
-// proxy gets (reference 1.5): unlimited HWMs as oslo sets them, LINGER,
-// TCP keepalive and ZMTP heartbeats from cfg.
+// proxy gets (reference 1.5): finite HWMs, the frame-size limit
+// rpc_zmq_max_message_size (MAXMSGSIZE: a peer sending a larger frame is
+// disconnected), LINGER, TCP keepalive and ZMTP heartbeats from cfg. The
+// proxy overrides the size limit with its own (SetMaxMessageSize).
 func CommonOptions(s *Socket, cfg *config.Config) error {
+	if err := s.SetMaxMessageSize(cfg.MaxMessageSize); err != nil {
+		return err
+	}
 	// zmq_tcp_keepalive: < 0 the OS default, 0 off, > 0 on.
 	keepalive := -1
 	switch {
@@ -104,8 +115,8 @@ func CommonOptions(s *Socket, cfg *config.Config) error {
 	}
 	set := [][2]int{
 		{OptLinger, LingerMs(cfg)},
-		{OptSndHWM, 0},
-		{OptRcvHWM, 0},
+		{OptSndHWM, DefaultHWM},
+		{OptRcvHWM, DefaultHWM},
 		{OptTCPKeepalive, keepalive},
 	}
 	for _, kv := range [][2]int{
@@ -137,4 +148,13 @@ func LingerMs(cfg *config.Config) int {
 		return int(cfg.Linger / time.Millisecond)
 	}
 	return 2000
+}
+
+// SetMaxMessageSize sets MAXMSGSIZE: the largest frame, in bytes, s
+// accepts from a peer; negative for no limit.
+func (s *Socket) SetMaxMessageSize(n int) error {
+	if n < 0 {
+		n = -1
+	}
+	return s.SetInt64(OptMaxMsgSize, int64(n))
 }

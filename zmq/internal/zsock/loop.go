@@ -4,9 +4,12 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -15,6 +18,33 @@ import (
 
 // ErrLoopClosed: the loop has stopped and runs nothing more.
 var ErrLoopClosed = errors.New("zsock: loop closed")
+
+// ErrLoopBroken: the loop stopped on a failure nobody asked for (Err
+// tells which); it runs nothing more.
+var ErrLoopBroken = errors.New("zsock: socket loop broken")
+
+// SocketError reports a socket the loop closed because libzmq failed it
+// (its ZMQ_EVENTS, or a receive, failed with something other than
+// EAGAIN): the loop goes on with its other sockets.
+type SocketError struct {
+	Type Type
+	Err  error
+}
+
+func (e *SocketError) Error() string {
+	return "zsock: " + e.Type.String() + " socket failed and was closed: " + e.Err.Error()
+}
+
+func (e *SocketError) Unwrap() error { return e.Err }
+
+// LoopOption configures a Loop.
+type LoopOption func(*Loop)
+
+// WithErrorHandler sets the function told of the loop's failures: a
+// *SocketError for each socket it closed, and once an error wrapping
+// ErrLoopBroken if the loop itself stops. It runs on the loop goroutine
+// and must not block or call back into the loop (Call, Close).
+func WithErrorHandler(fn func(error)) LoopOption { return func(l *Loop) { l.onError = fn } }
 
 // ErrSendExpired: a queued message found no ready peer before its deadline.
 var ErrSendExpired = errors.New("zsock: no peer ready before the send deadline")
@@ -47,13 +77,21 @@ type Loop struct {
 	ready func(fd uintptr) bool // l.checkReady
 	log   *slog.Logger
 
+	onError       func(error)   // WithErrorHandler; nil = none
+	socketsFailed atomic.Uint64 // sockets closed after a failure
+
 	mu       sync.Mutex
 	queue    []func()
 	closed   bool
-	sleeping bool // the loop is (about to be) asleep: Do must wake it
+	sleeping bool  // the loop is (about to be) asleep: Do must wake it
+	broken   error // why the loop stopped unasked (wraps ErrLoopBroken)
+	// efd is written by Do and Close with mu held, and closed by the loop
+	// with mu held (then -1): a write after an unlock could reach another
+	// file that reused the number.
 
 	// Owned by the loop goroutine.
 	spare   []func()
+	rest    []func() // the rest of the batch runQueue is running
 	poller  Poller
 	entries []*entry
 	dirty   bool
@@ -94,7 +132,7 @@ type pending struct {
 }
 
 // NewLoop starts a loop goroutine. log may be nil.
-func NewLoop(log *slog.Logger) (*Loop, error) {
+func NewLoop(log *slog.Logger, opts ...LoopOption) (*Loop, error) {
 	if log == nil {
 		log = slog.Default()
 	}
@@ -108,6 +146,9 @@ func NewLoop(log *slog.Logger) (*Loop, error) {
 		return nil, err
 	}
 	l := &Loop{efd: efd, ep: ep, log: log, done: make(chan struct{}), byFd: make(map[int32]int), sweep: sweepEvery}
+	for _, o := range opts {
+		o(l)
+	}
 	l.ready = l.checkReady
 	if err = l.watchFd(efd); err == nil {
 		err = unix.SetNonblock(ep, true)
@@ -215,12 +256,11 @@ func (l *Loop) Do(fn func()) error {
 		return ErrLoopClosed
 	}
 	l.queue = append(l.queue, fn)
-	wake := l.sleeping
-	l.sleeping = false
-	l.mu.Unlock()
-	if wake {
-		l.wake()
+	if l.sleeping {
+		l.sleeping = false
+		l.wakeLocked()
 	}
+	l.mu.Unlock()
 	return nil
 }
 
@@ -239,22 +279,46 @@ func (l *Loop) Call(fn func() error) error {
 // owners' to close (with Call) before Close.
 func (l *Loop) Close() {
 	l.mu.Lock()
-	already := l.closed
+	if !l.closed {
+		l.wakeLocked()
+	}
 	l.closed = true
 	l.sleeping = false
 	l.mu.Unlock()
-	if !already {
-		l.wake()
-	}
 	<-l.done
 }
 
-func (l *Loop) wake() {
+// wakeLocked writes the eventfd; l.mu must be held (see efd).
+func (l *Loop) wakeLocked() {
+	if l.efd < 0 {
+		return // the loop has ended
+	}
 	var b [8]byte
 	binary.NativeEndian.PutUint64(b[:], 1)
 	// EAGAIN means the counter is already non-zero: the loop will wake.
 	_, _ = unix.Write(l.efd, b[:])
 }
+
+// closeEventfd closes the eventfd with l.mu held (see efd). Loop
+// goroutine only.
+func (l *Loop) closeEventfd() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	_ = unix.Close(l.efd)
+	l.efd = -1
+}
+
+// Err is nil while the loop runs or after Close, and the failure (wrapping
+// ErrLoopBroken) after the loop stopped unasked.
+func (l *Loop) Err() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.broken
+}
+
+// SocketsFailed is how many sockets the loop closed after libzmq failed
+// them.
+func (l *Loop) SocketsFailed() uint64 { return l.socketsFailed.Load() }
 
 // Add starts polling s and delivering what it receives to onRecv (nil for a
 // send-only socket). Loop goroutine only.
@@ -378,8 +442,17 @@ const pollFallback = 10 * time.Millisecond
 func (l *Loop) run() {
 	defer close(l.done)
 	defer l.poller.Free()
-	defer unix.Close(l.efd)
+	defer l.closeEventfd()
 	defer l.epf.Close()
+	// A panic in work the loop runs would end the process; it ends the
+	// loop instead, broken, so that its owner can fail what waits on it
+	// and report it.
+	defer func() {
+		if v := recover(); v != nil {
+			l.log.Error("socket loop panicked; it stops", "panic", v, "stack", string(debug.Stack()))
+			l.fail(fmt.Errorf("%w: panic: %v", ErrLoopBroken, v))
+		}
+	}()
 	for {
 		l.turns++
 		// Process commands and see what is ready without blocking; sleep
@@ -409,7 +482,7 @@ func (l *Loop) run() {
 			// Not EINTR (Ready retries it): ETERM once the context is
 			// terminating, or a socket that is not one, a bug.
 			l.log.Error("zmq poll failed; the socket loop stops", "err", err)
-			l.drainAfterError()
+			l.fail(fmt.Errorf("%w: %w", ErrLoopBroken, err))
 			return
 		}
 		stop := l.runQueue()
@@ -473,9 +546,11 @@ func (l *Loop) runQueue() bool {
 	closed := l.closed
 	l.mu.Unlock()
 	for i, fn := range q {
+		l.rest = q[i+1:] // what fail runs if fn panics
 		fn()
 		q[i] = nil
 	}
+	l.rest = nil
 	l.spare = q
 	return closed
 }
@@ -486,6 +561,11 @@ func (l *Loop) serviceSockets() {
 			continue
 		}
 		rev := l.poller.Revents(i + 1)
+		if rev&PollFailed != 0 {
+			_, err := e.sock.Events()
+			l.failSocket(e, err)
+			continue
+		}
 		if rev&PollOut != 0 {
 			l.flush(e)
 		}
@@ -501,7 +581,16 @@ func (l *Loop) serviceSockets() {
 					drained = true
 					break
 				}
+				if err != nil && !errors.Is(err, ErrTooManyFrames) {
+					// Not a bad message but a failed socket: reading it
+					// again would fail again, and spin.
+					l.failSocket(e, err)
+					break
+				}
 				e.onRecv(frames, err)
+			}
+			if e.removed {
+				continue
 			}
 			if !drained || len(e.backlog) > 0 {
 				e.sock.touch()
@@ -643,14 +732,56 @@ func (l *Loop) dropAll() {
 	l.entries = nil
 }
 
-// drainAfterError stops accepting work and runs what is queued, so callers
-// blocked in Call are released.
-func (l *Loop) drainAfterError() {
+// failSocket closes a socket libzmq has failed, counts and logs it, and
+// tells the error handler; the loop goes on with the others. Its owner's
+// later uses of it fail with ErrSocketClosed or ErrLoopClosed. Loop
+// goroutine only.
+func (l *Loop) failSocket(e *entry, err error) {
+	if err == nil {
+		err = errors.New("unknown error")
+	}
+	serr := &SocketError{Type: e.sock.Type(), Err: err}
+	l.socketsFailed.Add(1)
+	l.log.Error("socket failed; the loop closes it and goes on", "type", serr.Type.String(), "err", err)
+	l.Remove(e.sock)
+	_ = e.sock.Close()
+	if l.onError != nil {
+		l.onError(serr)
+	}
+}
+
+// fail stops the loop broken: it accepts no more work, runs what is
+// queued so that callers blocked in Call are released, drops the queued
+// sends, and tells the error handler. Loop goroutine only.
+func (l *Loop) fail(err error) {
 	l.mu.Lock()
 	l.closed = true
+	l.broken = err
+	q := append(l.rest, l.queue...)
+	l.rest, l.queue = nil, nil
 	l.mu.Unlock()
-	l.runQueue()
+	for _, fn := range q {
+		func() {
+			// The work that broke the loop may be queued again.
+			defer func() { _ = recover() }()
+			fn()
+		}()
+	}
+	// Nobody can close the sockets through the loop any more: it does, so
+	// that their context can terminate.
+	socks := make([]*Socket, 0, len(l.entries))
+	for _, e := range l.entries {
+		if !e.removed {
+			socks = append(socks, e.sock)
+		}
+	}
 	l.dropAll()
+	for _, s := range socks {
+		_ = s.Close()
+	}
+	if l.onError != nil {
+		l.onError(err)
+	}
 }
 
 // Turns is how many times the loop has gone round (for benchmarks).

@@ -65,8 +65,9 @@ func (c *Context) Monitor(s *Socket, events int) (*Socket, error) {
 	pair, err := c.NewSocket(PAIR)
 	if err == nil {
 		// libzmq drops events the PAIR cannot queue, which would skew counts
-		// built from them: no receive limit.
-		err = pair.SetInt(OptRcvHWM, 0)
+		// built from them: a generous limit, yet finite, so a flood of
+		// connections cannot queue events without end while the loop is busy.
+		err = pair.SetInt(OptRcvHWM, monitorHWM)
 		if err == nil {
 			err = pair.SetInt(OptLinger, 0)
 		}
@@ -83,6 +84,9 @@ func (c *Context) Monitor(s *Socket, events int) (*Socket, error) {
 	}
 	return pair, nil
 }
+
+// monitorHWM bounds the events a monitor PAIR queues.
+const monitorHWM = 100000
 
 // ParseEvent decodes a message read from a monitor socket: a 6-byte frame
 // (16-bit event, 32-bit value, in host byte order) and the endpoint.

@@ -29,6 +29,7 @@ static int zs_events(void *s, int *ev) {
 // CHECK_INPUT and polled for input alone reads as ready without asking:
 // the receive that follows processes its commands whether or not a message
 // is there, and saves the ZMQ_EVENTS system call when one is.
+#define ZS_POLL_FAILED 0x100
 #define CHECK_READ 1
 #define CHECK_INPUT 2
 static int zs_ready(zmq_pollitem_t *items, unsigned char *check, int n, int only_checked, unsigned long *reads) {
@@ -46,7 +47,13 @@ static int zs_ready(zmq_pollitem_t *items, unsigned char *check, int n, int only
 		check[i] = 0;
 		++*reads;
 		int ev = 0;
-		if (zs_events(items[i].socket, &ev) != 0) return -1;
+		if (zs_events(items[i].socket, &ev) != 0) {
+			// One failing socket must not hide the others: it is marked
+			// and counted as ready, for the loop to remove it.
+			items[i].revents = ZS_POLL_FAILED;
+			ready++;
+			continue;
+		}
 		items[i].revents = (short)(ev & items[i].events);
 		if (items[i].revents) ready++;
 	}
@@ -60,6 +67,10 @@ import (
 	"time"
 	"unsafe"
 )
+
+// PollFailed is set in Revents for a socket whose ZMQ_EVENTS failed: it
+// can no longer be used (Socket.Events gives the error).
+const PollFailed = C.ZS_POLL_FAILED
 
 // Poller polls sockets and raw file descriptors. Reuse one per loop: it
 // keeps its item arrays between calls, and Free releases them. They are in
@@ -207,6 +218,9 @@ func (p *Poller) ready(onlyChecked C.int) (int, error) {
 
 // Events returns the socket's current PollIn/PollOut readiness (zs_events).
 func (s *Socket) Events() (int, error) {
+	if s.p == nil {
+		return 0, ErrSocketClosed
+	}
 	s.touch()
 	var v C.int
 	if rc, err := C.zs_events(s.p, &v); rc != 0 {

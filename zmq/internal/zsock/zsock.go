@@ -18,10 +18,12 @@ package zsock
 
 // A reusable receive buffer of zmq messages, one per socket, C-allocated,
 // with the frame sizes zs_copy_out records (in C memory: a Go array whose
-// address goes to C would be allocated on the heap at every receive).
+// address goes to C would be allocated on the heap at every receive). The
+// messages are a fixed array: an initialised zmq_msg_t must not be moved,
+// which a growing realloc would do.
 typedef struct {
-	zmq_msg_t *msgs;
-	size_t n, cap, total;
+	zmq_msg_t msgs[ZS_MAX_FRAMES];
+	size_t n, total;
 	int overflow;
 	size_t sizes[ZS_MAX_FRAMES];
 } zs_multi;
@@ -29,24 +31,21 @@ typedef struct {
 static zs_multi *zs_multi_new(void) { return calloc(1, sizeof(zs_multi)); }
 
 static void zs_multi_free(zs_multi *m) {
+	if (!m) return;
 	for (size_t i = 0; i < m->n; i++) zmq_msg_close(&m->msgs[i]);
-	free(m->msgs);
 	free(m);
 }
 
 // zs_recv_multi reads every frame of one multipart. Frames past maxframes
-// are read and discarded (overflow set) so the stream stays in step.
+// (at most ZS_MAX_FRAMES) are read and discarded (overflow set) so the
+// stream stays in step.
 static int zs_recv_multi(void *s, int flags, zs_multi *m, size_t maxframes) {
+	if (!s || !m) { errno = ENOTSOCK; return -1; }
+	if (maxframes > ZS_MAX_FRAMES) maxframes = ZS_MAX_FRAMES;
 	m->n = 0; m->total = 0; m->overflow = 0;
 	for (;;) {
 		zmq_msg_t tmp, *msg = &tmp;
 		if (m->n < maxframes) {
-			if (m->n == m->cap) {
-				size_t nc = m->cap ? m->cap * 2 : 8;
-				zmq_msg_t *p = realloc(m->msgs, nc * sizeof(zmq_msg_t));
-				if (!p) { errno = ENOMEM; return -1; }
-				m->msgs = p; m->cap = nc;
-			}
 			msg = &m->msgs[m->n];
 		} else {
 			m->overflow = 1;
@@ -210,6 +209,9 @@ var (
 	ErrTerminated = errors.New("zsock: context terminated")
 	// ErrTooManyFrames: a multipart had more than MaxFrames frames.
 	ErrTooManyFrames = errors.New("zsock: too many frames in one message")
+	// ErrSocketClosed: the socket was closed (by its owner, or by its
+	// loop after it failed).
+	ErrSocketClosed = errors.New("zsock: socket closed")
 )
 
 // errnoErr maps an errno captured by the same cgo call that failed (errno
@@ -240,6 +242,16 @@ func NewContext() (*Context, error) {
 		return nil, errnoErr("zmq_ctx_new", err)
 	}
 	return &Context{p: p}, nil
+}
+
+// Shutdown makes every blocking or later operation on the context's
+// sockets fail with ErrTerminated, without waiting for them to close
+// (zmq_ctx_shutdown). Term must still follow.
+func (c *Context) Shutdown() error {
+	if rc, err := C.zmq_ctx_shutdown(c.p); rc != 0 {
+		return errnoErr("zmq_ctx_shutdown", err)
+	}
+	return nil
 }
 
 // Term destroys the context; every socket must be closed first.
@@ -313,6 +325,9 @@ func (s *Socket) Close() error {
 
 // SetInt sets an integer option.
 func (s *Socket) SetInt(opt int, v int) error {
+	if s.p == nil {
+		return ErrSocketClosed
+	}
 	cv := C.int(v)
 	if rc, err := C.zmq_setsockopt(s.p, C.int(opt), unsafe.Pointer(&cv), C.size_t(unsafe.Sizeof(cv))); rc != 0 {
 		return errnoErr(fmt.Sprintf("setsockopt(%d)", opt), err)
@@ -322,6 +337,9 @@ func (s *Socket) SetInt(opt int, v int) error {
 
 // SetInt64 sets a 64-bit integer option (MAXMSGSIZE).
 func (s *Socket) SetInt64(opt int, v int64) error {
+	if s.p == nil {
+		return ErrSocketClosed
+	}
 	cv := C.int64_t(v)
 	if rc, err := C.zmq_setsockopt(s.p, C.int(opt), unsafe.Pointer(&cv), C.size_t(unsafe.Sizeof(cv))); rc != 0 {
 		return errnoErr(fmt.Sprintf("setsockopt(%d)", opt), err)
@@ -331,6 +349,9 @@ func (s *Socket) SetInt64(opt int, v int64) error {
 
 // SetBytes sets a binary option (identity, subscription).
 func (s *Socket) SetBytes(opt int, v []byte) error {
+	if s.p == nil {
+		return ErrSocketClosed
+	}
 	var p unsafe.Pointer
 	if len(v) > 0 {
 		p = unsafe.Pointer(&v[0])
@@ -345,6 +366,9 @@ func (s *Socket) SetBytes(opt int, v []byte) error {
 // becomes readable when the socket has commands to process, after which
 // Events or a zero-timeout Poll tells what is ready.
 func (s *Socket) FD() (int, error) {
+	if s.p == nil {
+		return -1, ErrSocketClosed
+	}
 	var v C.int
 	sz := C.size_t(unsafe.Sizeof(v))
 	if rc, err := C.zmq_getsockopt(s.p, C.ZMQ_FD, unsafe.Pointer(&v), &sz); rc != 0 {
@@ -355,6 +379,9 @@ func (s *Socket) FD() (int, error) {
 
 // LastEndpoint returns the endpoint of the last Bind (with the real port).
 func (s *Socket) LastEndpoint() (string, error) {
+	if s.p == nil {
+		return "", ErrSocketClosed
+	}
 	buf := make([]byte, 256)
 	sz := C.size_t(len(buf))
 	if rc, err := C.zmq_getsockopt(s.p, optLastEndpoint, unsafe.Pointer(&buf[0]), &sz); rc != 0 {
@@ -367,6 +394,9 @@ func (s *Socket) LastEndpoint() (string, error) {
 }
 
 func (s *Socket) endpointOp(op C.int, name, ep string) error {
+	if s.p == nil {
+		return fmt.Errorf("%s %s: %w", name, ep, ErrSocketClosed)
+	}
 	s.touch()
 	cs := C.CString(ep)
 	defer C.free(unsafe.Pointer(cs))
@@ -395,6 +425,9 @@ func (s *Socket) Disconnect(ep string) error { return s.endpointOp(3, "disconnec
 func (s *Socket) Send(frames [][]byte, flags int) error {
 	if len(frames) == 0 {
 		return errors.New("zsock: send: no frame")
+	}
+	if s.p == nil {
+		return ErrSocketClosed
 	}
 	buf, sizes := s.sendBuf[:0], s.sendSizes[:0]
 	for _, f := range frames {
@@ -444,6 +477,9 @@ func (s *Socket) RecvBorrowed(flags int) ([][]byte, error) {
 const maxKeptRecvBuf = 64 << 10
 
 func (s *Socket) recv(flags int, borrow bool) ([][]byte, error) {
+	if s.p == nil {
+		return nil, ErrSocketClosed // zs_recv_multi would get NULL
+	}
 	if rc, err := C.zs_recv_multi(s.p, C.int(flags), s.multi, MaxFrames); rc != 0 {
 		return nil, errnoErr("recv", err) // zs_recv_multi retries EINTR
 	}
