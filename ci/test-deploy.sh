@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Tests of the deployment tooling:
 #
-#   devstack   the DevStack plugin's bats tests (fake DevStack) and shellcheck
+#   devstack   the DevStack plugin: shellcheck, bats against a fake DevStack,
+#              and bats under the real DevStack trees (rocky-eol, master) of
+#              shared/devstack (FABRIC_DEVSTACK_TREES), Redis and proxies
+#              really running
 #   lint       the Ansible roles: syntax check, ansible-lint (offline), yamllint
 #   docker     the Ansible roles against containers of the lab base image: one
 #              controller, two computes; converge, converge again (changed=0),
@@ -68,12 +71,17 @@ timed() {
 }
 
 test_devstack() {
-  section "DevStack plugin: shellcheck and bats"
-  ensure_packages bats shellcheck
+  section "DevStack plugin: shellcheck, bats (fake DevStack), bats (real DevStack trees)"
+  # git, redis and uuidgen (lib/neutron calls it) for the real trees; ss
+  # (iproute2) finds free ports.
+  ensure_packages bats shellcheck git redis-server redis-tools uuid-runtime iproute2
   shellcheck -x devstack/settings devstack/plugin.sh devstack/lib/zeromq \
-    devstack/tests/*.bash devstack/tests/*.bats devstack/tests/fakebin/* devstack/tests/fakebuild/* \
-    ci/test-deploy.sh
-  bats devstack/tests/
+    devstack/tests/*.bash devstack/tests/*.bats devstack/tests/real/* \
+    devstack/tests/fakebin/* devstack/tests/fakebuild/* ci/test-deploy.sh
+  bats devstack/tests/plugin.bats
+  # The plugin's phases through DevStack's own code, rocky-eol and master
+  # (devstack/tests/real-devstack.bats says what is stubbed).
+  bats devstack/tests/real-devstack.bats
 }
 
 test_lint() {
