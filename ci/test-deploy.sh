@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
 # Tests of the deployment tooling:
 #
-#   devstack   the DevStack plugin's bats tests (fake DevStack) and shellcheck
+#   devstack   the DevStack plugin: shellcheck, bats against a fake DevStack,
+#              and bats under the real DevStack trees (rocky-eol, master) of
+#              shared/devstack (FABRIC_DEVSTACK_TREES), Redis and proxies
+#              really running
 #   lint       the Ansible roles: syntax check, ansible-lint (offline), yamllint
 #   docker     the Ansible roles against containers of the lab base image: one
 #              controller, two computes; converge, converge again (changed=0),
-#              zmqrpc calls across the nodes, teardown
+#              --check --diff (changed=0), zmqrpc calls across the nodes and
+#              as the services' users with their files, a rolling restart of
+#              the proxies under a client's calls (0 failed), no secret in
+#              any output, teardown
 #
 # Usage: ci/test-deploy.sh [devstack|lint|docker]...   (default: all three)
 #
@@ -68,12 +74,17 @@ timed() {
 }
 
 test_devstack() {
-  section "DevStack plugin: shellcheck and bats"
-  ensure_packages bats shellcheck
+  section "DevStack plugin: shellcheck, bats (fake DevStack), bats (real DevStack trees)"
+  # git, redis and uuidgen (lib/neutron calls it) for the real trees; ss
+  # (iproute2) finds free ports.
+  ensure_packages bats shellcheck git redis-server redis-tools uuid-runtime iproute2
   shellcheck -x devstack/settings devstack/plugin.sh devstack/lib/zeromq \
-    devstack/tests/*.bash devstack/tests/*.bats devstack/tests/fakebin/* devstack/tests/fakebuild/* \
-    ci/test-deploy.sh
-  bats devstack/tests/
+    devstack/tests/*.bash devstack/tests/*.bats devstack/tests/real/* \
+    devstack/tests/fakebin/* devstack/tests/fakebuild/* ci/test-deploy.sh
+  bats devstack/tests/plugin.bats
+  # The plugin's phases through DevStack's own code, rocky-eol and master
+  # (devstack/tests/real-devstack.bats says what is stubbed).
+  bats devstack/tests/real-devstack.bats
 }
 
 test_lint() {
@@ -84,8 +95,8 @@ test_lint() {
   (
     cd deploy/ansible
     yamllint --strict -c .yamllint .
-    ansible-playbook --syntax-check -i inventory/example.yml site.yml verify.yml
-    ansible-playbook --syntax-check -i inventory/containers.yml site.yml verify.yml
+    ansible-playbook --syntax-check -i inventory/example.yml site.yml verify.yml restart-proxies.yml
+    ansible-playbook --syntax-check -i inventory/containers.yml site.yml verify.yml restart-proxies.yml
     ansible-lint --offline
   )
 }
@@ -126,7 +137,7 @@ check_recap() {
     die "the second run's recap does not list the ${#deploy_hosts[@]} hosts"
   fi
   if grep -Ev 'changed=0 +unreachable=0 +failed=0' <<<"$recap"; then
-    die "the second run changed something or failed (above): the roles are not idempotent"
+    die "$(basename "$1" .log): a host changed something or failed (above)"
   fi
 }
 
@@ -151,9 +162,11 @@ test_docker() {
   trap docker_cleanup EXIT
   trap 'exit 130' INT TERM
 
-  echo "building zmqrpc and oslo-messaging-zmq-proxy into $deploy_work/bin"
+  echo "building zmqrpc and oslo-messaging-zmq-proxy into $deploy_work/bin, with VERSION and SHA256SUMS"
   bash ci/install-deps.sh
   go build -o "$deploy_work/bin/" ./cmd/zmqrpc ./cmd/oslo-messaging-zmq-proxy
+  git describe --always --dirty 2>/dev/null >"$deploy_work/bin/VERSION" || echo "0+unknown" >"$deploy_work/bin/VERSION"
+  (cd "$deploy_work/bin" && sha256sum zmqrpc oslo-messaging-zmq-proxy >SHA256SUMS)
 
   # Leftovers of an interrupted run.
   docker_teardown
@@ -165,10 +178,15 @@ test_docker() {
     # init scripts (start-stop-daemon --exec) need.
     docker run -d --init --cap-add SYS_PTRACE --name "$h" --hostname "$h" --network "$deploy_network" \
       --label io.oslozmq.fabric.test=deploy "$image" sleep infinity >/dev/null
+    # The users of the OpenStack services, as their packages would create
+    # them: the roles write files these services can read.
+    docker exec "$h" sh -c 'useradd --system --user-group --no-create-home --shell /usr/sbin/nologin nova &&
+      useradd --system --user-group --no-create-home --shell /usr/sbin/nologin neutron'
   done
   echo "started ${deploy_hosts[*]} on network $deploy_network"
 
-  local -a playbook=(ansible-playbook -i inventory/containers.yml -e "fabric_binary_dir=$deploy_work/bin")
+  local -a playbook=(ansible-playbook -i inventory/containers.yml -e "fabric_binary_dir=$deploy_work/bin"
+    -e "fabric_credentials_dir=$deploy_work/credentials")
   (
     cd deploy/ansible
     echo "-- converge"
@@ -179,9 +197,81 @@ test_docker() {
       die "the second run failed"
     }
     check_recap "$deploy_work/reconverge.log"
-    echo "-- verify: zmqrpc calls from each compute to every node, through the proxies"
-    "${playbook[@]}" verify.yml
+    echo "-- --check --diff on the converged hosts: nothing may change"
+    "${playbook[@]}" --check --diff site.yml >"$deploy_work/check.log" || {
+      cat "$deploy_work/check.log"
+      die "the --check --diff run failed"
+    }
+    check_recap "$deploy_work/check.log"
+    echo "-- verify: calls from each compute to every node, and as nova and neutron with their files"
+    "${playbook[@]}" verify.yml | tee "$deploy_work/verify.log"
   )
+  check_redis_port
+  rolling_restart "${playbook[@]}"
+  check_no_secret
+}
+
+# check_redis_port: the inventory's redis_port (6380) won over the role's
+# default, on the controller's Redis and in a compute's nova file.
+check_redis_port() {
+  echo "-- the inventory's redis_port won"
+  docker exec fabric-deploy-controller grep -qx 'port 6380' /etc/redis/redis.conf ||
+    die "Redis does not listen on the inventory's redis_port 6380"
+  docker exec fabric-deploy-compute1 grep -Eq '^transport_url = zmq\+redis://:[A-Za-z0-9]+@[^ ]+:6380/$' \
+    /etc/nova/nova.conf.d/50-zeromq.conf || die "nova's transport_url does not name Redis on port 6380 with a password"
+  echo "redis.conf: port 6380; nova: transport_url on port 6380 with a password"
+}
+
+# rolling_restart PLAYBOOK...: restart-proxies.yml while a client on
+# compute1 calls a server on compute2 through the proxies; no call may
+# fail. Prints the client's figures.
+rolling_restart() {
+  echo "-- rolling restart of the proxies while compute1 calls compute2"
+  local conf=/etc/nova/nova.conf.d/50-zeromq.conf
+  docker exec -d fabric-deploy-compute2 sh -c "echo \$\$ >/tmp/rolling-server.pid &&
+    exec runuser -u nova -- zmqrpc bench rpc-server --config-file $conf --topic rolling --server compute2 >/tmp/rolling-server.log 2>&1"
+  local i
+  for ((i = 0; i < 100; i++)); do
+    docker exec fabric-deploy-compute2 grep -q '^ready ' /tmp/rolling-server.log 2>/dev/null && break
+    sleep 0.2
+  done
+  docker exec fabric-deploy-compute2 grep -q '^ready ' /tmp/rolling-server.log ||
+    die "the bench server on compute2 did not start: $(docker exec fabric-deploy-compute2 cat /tmp/rolling-server.log)"
+  # The client calls for rolling_seconds; the restart must end before it
+  # does (an interrupted client would count its calls in flight as failed).
+  local rolling_seconds=120
+  docker exec fabric-deploy-compute1 runuser -u nova -- zmqrpc bench rpc-client --config-file "$conf" \
+    --topic rolling --server compute2 -p 4 -l "$rolling_seconds" --timeout 10s >"$deploy_work/rolling-client.log" 2>&1 &
+  local client=$! start=$SECONDS
+  (cd deploy/ansible && "$@" restart-proxies.yml) >"$deploy_work/restart.log" || {
+    cat "$deploy_work/restart.log"
+    die "restart-proxies.yml failed"
+  }
+  local took=$((SECONDS - start))
+  if ((took >= rolling_seconds - 5)); then
+    die "the rolling restart took ${took}s, longer than the client's ${rolling_seconds}s of calls"
+  fi
+  wait "$client" || die "the bench client failed: $(cat "$deploy_work/rolling-client.log")"
+  docker exec fabric-deploy-compute2 sh -c 'kill -TERM "$(cat /tmp/rolling-server.pid)"' || true
+  local calls failed
+  calls=$(awk '/^client: duration:/ { for (i = 1; i <= NF; i++) if ($i == "count:") print $(i + 1) }' "$deploy_work/rolling-client.log")
+  failed=$(awk '/^error: duration:/ { for (i = 1; i <= NF; i++) if ($i == "count:") print $(i + 1) }' "$deploy_work/rolling-client.log")
+  grep -E '^(client|error|round-trip): duration:|^failed:' "$deploy_work/rolling-client.log" || true
+  grep -E 'Restart a router proxy|Wait for a router proxy to register' "$deploy_work/restart.log" | sed 's/ \*\**$//' || true
+  echo "rolling restart: 3 proxies restarted one at a time in ${took}s (playbook); in ${rolling_seconds}s the client made ${calls:-?} calls, ${failed:-?} failed"
+  [[ -n $calls && $calls -gt 0 ]] || die "the client's summary has no calls"
+  [[ $failed == 0 ]] || die "$failed calls failed during the rolling restart"
+}
+
+# check_no_secret: the Redis password is in no output of the runs.
+check_no_secret() {
+  local secret
+  secret=$(cat "$deploy_work/credentials/redis_password")
+  [[ -n $secret ]] || die "no generated Redis password in $deploy_work/credentials"
+  if grep -l -F -- "$secret" "$deploy_work"/*.log; then
+    die "the Redis password is printed in the log(s) above"
+  fi
+  echo "-- the Redis password (generated, ${#secret} characters) is in no output of the runs"
 }
 
 skipped=()

@@ -3,8 +3,9 @@
 # devstack/plugin.sh: DevStack's entry point for the ZeroMQ plugin. It only
 # dispatches; the work is in lib/zeromq. Enable it in local.conf with
 #
-#     enable_plugin zmq https://github.com/oslozmq/fabric
+#     enable_plugin zmq https://github.com/oslozmq/fabric main
 #     ENABLED_SERVICES+=,-rabbit,zeromq
+#     CELLSV2_SETUP=singleconductor
 #
 # on the controller and on every subnode (see local.conf.controller and
 # local.conf.subnode).
@@ -22,8 +23,10 @@ fi
 
 if is_service_enabled zeromq; then
     # Every service on this node, subnodes included, gets the ZeroMQ
-    # transport from these hooks.
-    zeromq_override_rpc_backend
+    # transport from these hooks, unless the services keep RabbitMQ.
+    if [[ $ZEROMQ_RPC_BACKEND == True ]]; then
+        zeromq_override_rpc_backend
+    fi
 
     case "${1:-}/${2:-}" in
         stack/pre-install)

@@ -98,6 +98,9 @@ function echo_summary {
     echo "$*"
 }
 
+function define_plugin {
+    fake_record define_plugin "$@"
+}
 function enable_plugin {
     fake_record enable_plugin "$@"
 }
@@ -208,6 +211,18 @@ function iniset {
     printf '%s\n' "$out" >"$file"
 }
 
+function inidelete {
+    local file=$1 section=$2 option=$3
+    fake_record inidelete "$@"
+    local out
+    out=$(S=$section O=$option awk '
+        BEGIN { s = ENVIRON["S"]; o = ENVIRON["O"] }
+        /^\[[^]]*\][ \t]*$/ { sec = $0; sub(/^\[/, "", sec); sub(/\][ \t]*$/, "", sec); print; next }
+        sec == s { line = $0; sub(/[ \t]*=.*/, "", line); if (line == o && $0 ~ /=/) next }
+        { print }
+    ' "$file")
+    printf '%s\n' "$out" >"$file"
+}
 function iniget {
     local file=$1 section=$2 option=$3
     S=$section O=$option awk '

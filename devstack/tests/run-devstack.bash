@@ -26,6 +26,8 @@ DEST=${DEST:-/opt/stack}
 DATA_DIR=${DATA_DIR:-$DEST/data}
 STACK_USER=${STACK_USER:-$(id -un)}
 SERVICE_TIMEOUT=${SERVICE_TIMEOUT:-60}
+DEVSTACK_SERIES=${DEVSTACK_SERIES:-rocky}
+CELLSV2_SETUP=${CELLSV2_SETUP:-singleconductor}
 ENABLED_SERVICES=${ENABLED_SERVICES:-rabbit,mysql,key,n-api,n-cond,n-sch,n-cpu,placement-api}
 if [[ -n ${FAKE_LOCALRC:-} ]]; then
     # shellcheck disable=SC1090
@@ -33,7 +35,7 @@ if [[ -n ${FAKE_LOCALRC:-} ]]; then
 fi
 HOST_IP=${HOST_IP:-192.0.2.10}
 SERVICE_HOST=${SERVICE_HOST:-$HOST_IP}
-export DEST DATA_DIR STACK_USER SERVICE_TIMEOUT HOST_IP SERVICE_HOST
+export DEST DATA_DIR STACK_USER SERVICE_TIMEOUT HOST_IP SERVICE_HOST DEVSTACK_SERIES CELLSV2_SETUP
 
 disable_negated_services
 # shellcheck source=devstack/settings
