@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -431,5 +432,32 @@ func TestCloseWithStuckInlineHandler(t *testing.T) {
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("Close hangs on an inline handler that never returns")
+	}
+}
+
+// TestIPv6: with IPv6 addresses for the hosts, the bind address and the
+// proxies, every mode works over ::1.
+func TestIPv6(t *testing.T) {
+	for _, mode := range lifecycleModes {
+		t.Run(mode.name, func(t *testing.T) {
+			cfg := mode.cfg()
+			cfg.Host, cfg.BindAddress, cfg.Proxy.Host = "::1", "::1", "::1"
+			mm := dummy.New()
+			if cfg.UseRouterProxy {
+				startProxy(t, cfg, mm, false)
+			}
+			srv := newTransport(t, cfg, mm)
+			cli := newTransport(t, cfg, mm)
+			startServers(t, srv, "six", "s1")
+			if res := call(t, cli, messaging.Target{Topic: "six"}, "echo", "v6"); res != "s1:v6" {
+				t.Fatalf("call over ::1 = %v", res)
+			}
+			if !cfg.UseRouterProxy {
+				hosts, _ := mm.Hosts(context.Background(), matchmaker.Target{Topic: "six"}, matchmaker.Router)
+				if len(hosts) != 1 || !strings.HasPrefix(hosts[0], "[::1]:") {
+					t.Errorf("registered %v, want [::1]:port", hosts)
+				}
+			}
+		})
 	}
 }

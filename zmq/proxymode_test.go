@@ -16,6 +16,7 @@ import (
 	"github.com/oslozmq/fabric/matchmaker"
 	"github.com/oslozmq/fabric/matchmaker/dummy"
 	"github.com/oslozmq/fabric/messaging"
+	"github.com/oslozmq/fabric/zmq/internal/zsock"
 	"github.com/oslozmq/fabric/zmq/proxy"
 	"github.com/oslozmq/fabric/zmq/wire"
 )
@@ -46,7 +47,9 @@ func (tp *testProxy) stop(t *testing.T) {
 func startProxy(t *testing.T, cfg *config.Config, mm matchmaker.Matchmaker, single bool) *testProxy {
 	t.Helper()
 	pc := *cfg
-	pc.Proxy.Host = "127.0.0.1"
+	if !zsock.IPv6(&pc) {
+		pc.Proxy.Host = "127.0.0.1"
+	}
 	pc.Proxy.FrontendPort, pc.Proxy.BackendPort, pc.Proxy.PublisherPort = 0, 0, 0
 	if single {
 		pc.Proxy.FrontendPort = proctest.FreePort(t)
@@ -349,7 +352,9 @@ var proxyLog = slog.New(slog.NewTextHandler(io.Discard, nil))
 // newBenchProxy runs one proxy for a benchmark and returns its stop.
 func newBenchProxy(b *testing.B, cfg *config.Config, mm matchmaker.Matchmaker) (func(), error) {
 	pc := *cfg
-	pc.Proxy.Host = "127.0.0.1"
+	if !zsock.IPv6(&pc) {
+		pc.Proxy.Host = "127.0.0.1"
+	}
 	p, err := proxy.New(&pc, proxy.WithMatchmaker(mm), proxy.WithLogger(proxyLog))
 	if err != nil {
 		return nil, err

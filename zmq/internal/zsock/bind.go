@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/oslozmq/fabric/config"
@@ -128,6 +129,9 @@ func CommonOptions(s *Socket, cfg *config.Config) error {
 			set = append(set, kv)
 		}
 	}
+	if IPv6(cfg) {
+		set = append(set, [2]int{OptIPv6, 1})
+	}
 	if hb := cfg.HeartbeatInterval; hb > 0 {
 		set = append(set,
 			[2]int{OptHeartbeatIvl, int(hb / time.Millisecond)},
@@ -139,6 +143,20 @@ func CommonOptions(s *Socket, cfg *config.Config) error {
 		}
 	}
 	return nil
+}
+
+// IPv6 reports whether the deployment speaks IPv6: rpc_zmq_host,
+// rpc_zmq_bind_address or the proxy's host is an IPv6 address. Every
+// socket then gets ZMQ_IPV6 (dual-stack: IPv4 peers still connect). It is
+// not set otherwise, as libzmq would then try a host name's IPv6 address
+// first, which a server bound to an IPv4 address does not answer.
+func IPv6(cfg *config.Config) bool {
+	for _, h := range []string{cfg.Host, cfg.BindAddress, cfg.Proxy.Host} {
+		if ip := net.ParseIP(strings.Trim(h, "[]")); ip != nil && ip.To4() == nil {
+			return true
+		}
+	}
+	return false
 }
 
 // LingerMs is the LINGER for our sockets: zmq_linger, or a bounded 2 s when

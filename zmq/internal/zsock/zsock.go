@@ -167,6 +167,7 @@ const (
 	OptSndHWM            = C.ZMQ_SNDHWM
 	OptRcvHWM            = C.ZMQ_RCVHWM
 	OptImmediate         = C.ZMQ_IMMEDIATE
+	OptIPv6              = C.ZMQ_IPV6
 	OptRouterMandatory   = C.ZMQ_ROUTER_MANDATORY
 	OptRouterHandover    = C.ZMQ_ROUTER_HANDOVER
 	OptSubscribe         = C.ZMQ_SUBSCRIBE
