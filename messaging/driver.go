@@ -42,7 +42,11 @@ type SendOptions struct {
 
 // Incoming is a message delivered to a listener.
 type Incoming interface {
-	// Message returns the decoded context and body.
+	// Message returns the decoded context and body. A driver may decode
+	// on the first call, on the goroutine that makes it (a Server's
+	// worker), rather than on its receive loop; it returns nil for a
+	// payload it cannot decode, having answered a CALL with the failure
+	// itself.
 	Message() *Message
 	// Reply sends the result of a CALL, or its failure when failure is not
 	// nil. It is a no-op for casts, fanouts and notifications, and it may be

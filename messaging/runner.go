@@ -20,11 +20,11 @@ const (
 	stateStopped
 )
 
-// queued is a message waiting for a worker, with the deadline of its
-// caller (zero when none was sent).
+// queued is a message waiting for a worker, with when it arrived (its
+// caller's timeout counts from then).
 type queued struct {
-	in       Incoming
-	deadline time.Time
+	in      Incoming
+	arrived time.Time
 }
 
 // queuedPerWorker: by default a runner pauses its listener when this many
@@ -177,7 +177,9 @@ func (r *runner) handle(in Incoming) {
 		return
 	}
 	r.wg.Add(1)
-	q := queued{in: in, deadline: arrivalDeadline(in)}
+	// Not decoded here: the driver's goroutine only queues it
+	// (docs/lifecycle.md); the worker decodes.
+	q := queued{in: in, arrived: time.Now()}
 	if r.inline {
 		r.mu.Unlock()
 		r.run(q)
@@ -247,21 +249,12 @@ func (r *runner) worker() {
 	}
 }
 
-// arrivalDeadline takes the caller's timeout out of in's request context
-// and makes it a deadline from now (docs/lifecycle.md).
-func arrivalDeadline(in Incoming) time.Time {
-	if msg := in.Message(); msg != nil {
-		if d, ok := takeTimeout(msg.Context); ok {
-			return time.Now().Add(d)
-		}
-	}
-	return time.Time{}
-}
-
 // run serves q, or rejects it once the runner is stopping, or drops it
-// when its caller's deadline has passed (nobody waits for the result).
-// The handler's ctx ends cancelGrace after the caller's deadline: by then
-// the caller has given up, whatever the transit and scheduling delays.
+// when its caller's deadline (its timeout from the message's arrival) has
+// passed: nobody waits for the result. The handler's ctx ends cancelGrace
+// after the caller's deadline: by then the caller has given up, whatever
+// the transit and scheduling delays. A nil Message is a request the driver
+// could not decode (and has answered, if a CALL).
 func (r *runner) run(q queued) {
 	defer r.wg.Done()
 	if r.ctx.Err() != nil {
@@ -269,15 +262,20 @@ func (r *runner) run(q queued) {
 		r.reject(q.in)
 		return
 	}
+	msg := q.in.Message()
+	if msg == nil {
+		return
+	}
 	ctx := r.ctx
-	if !q.deadline.IsZero() {
-		if !time.Now().Before(q.deadline) {
+	if d, ok := takeTimeout(msg.Context); ok {
+		deadline := q.arrived.Add(d)
+		if !time.Now().Before(deadline) {
 			r.stats.expired.Add(1)
-			r.log.Debug("request dropped: its caller's deadline has passed", "deadline", q.deadline)
+			r.log.Debug("request dropped: its caller's deadline has passed", "deadline", deadline)
 			return
 		}
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithDeadline(ctx, q.deadline.Add(cancelGrace))
+		ctx, cancel = context.WithDeadline(ctx, deadline.Add(cancelGrace))
 		defer cancel()
 	}
 	r.serve(ctx, q.in)

@@ -13,6 +13,7 @@ import (
 	"github.com/oslozmq/fabric/matchmaker"
 	"github.com/oslozmq/fabric/matchmaker/dummy"
 	"github.com/oslozmq/fabric/messaging"
+	"github.com/oslozmq/fabric/zmq/wire"
 )
 
 // Lifecycle over the real transport (docs/lifecycle.md): a server stopped
@@ -459,5 +460,53 @@ func TestIPv6(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestDecodedOffTheLoop: the socket loop hands a request over undecoded
+// (a large or deep payload cannot hold it up); whoever reads the message,
+// a Server's worker, decodes it, and an undecodable CALL read so is
+// answered with a ValueError.
+func TestDecodedOffTheLoop(t *testing.T) {
+	cfg := testConfig()
+	mm := dummy.New()
+	srv := newTransport(t, cfg, mm)
+	cli := newTransport(t, cfg, mm)
+	lazy := make(chan bool, 1)
+	read := make(chan messaging.Incoming, 1)
+	l, err := srv.Listen(messaging.Target{Topic: "lazy", Server: "s1"}, func(in messaging.Incoming) {
+		lazy <- in.(*incoming).lazy
+		read <- in
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.Stop() })
+	res := make(chan error, 1)
+	go func() {
+		_, err := cli.Call(context.Background(), messaging.Target{Topic: "lazy", Server: "s1"}, msg("echo", "x"), messaging.SendOptions{})
+		res <- err
+	}()
+	if !<-lazy {
+		t.Error("the request was decoded on the socket loop")
+	}
+	in := <-read // off the loop, as a worker would
+	if m := in.Message(); m == nil || m.Body["method"] != "echo" {
+		t.Fatalf("decoded %+v", m)
+	}
+	if err := in.Reply("ok", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-res; err != nil {
+		t.Fatal(err)
+	}
+	// An undecodable CALL, read off the loop: a nil Message, and the
+	// caller gets the ValueError.
+	bad := &incoming{l: l.(*listener), typ: wire.Call, peer: []byte("nobody"), id: []byte("id-1"), raw: []byte("[{"), lazy: true}
+	if m := bad.Message(); m != nil {
+		t.Errorf("undecodable payload gave %+v", m)
+	}
+	if !bad.replied || srv.Stats().Dropped["bad_payload_answered"] != 1 {
+		t.Errorf("undecodable CALL: replied %t, counted %d", bad.replied, srv.Stats().Dropped["bad_payload_answered"])
 	}
 }

@@ -578,7 +578,7 @@ func (l *listener) onRequest(via *zsock.Socket, frames [][]byte, err error) {
 	case l.draining && req.Type == wire.Call:
 		l.bounce(req, via, entry)
 	default:
-		l.deliver(req, via, entry, msg)
+		l.deliver(req, via, entry, &incoming{msg: msg})
 	}
 }
 
@@ -720,9 +720,24 @@ func clone2(a, b []byte) ([]byte, []byte) {
 // dispatch decodes a valid request and hands it to the handler. The
 // codecs copy what they decode: nothing refers to req.Payload afterwards.
 func (l *listener) dispatch(req wire.Request, via *zsock.Socket) {
-	if msg, ok := l.decode(req, via); ok {
-		l.deliver(req, via, nil, msg)
+	if !l.expected(req) {
+		return
 	}
+	// Decoded by whoever reads the message (a Server's worker), not on
+	// the socket loop, which a large or deep payload would hold up
+	// (docs/hostile-input.md); the payload is borrowed, so it is copied.
+	// Inline handlers decode on the loop, as they run there.
+	l.deliver(req, via, nil, &incoming{raw: append([]byte(nil), req.Payload...), lazy: true})
+}
+
+// expected checks that req is for this kind of listener, counting and
+// dropping it otherwise. Loop goroutine only.
+func (l *listener) expected(req wire.Request) bool {
+	if l.notify != (req.Type == wire.Notify) {
+		l.t.dropped("unexpected_type", fmt.Errorf("%s on a %s listener", req.Type, map[bool]string{true: "notification", false: "RPC"}[l.notify]), "server")
+		return false
+	}
+	return true
 }
 
 // decode checks that req is for this kind of listener and decodes its
@@ -730,8 +745,7 @@ func (l *listener) dispatch(req wire.Request, via *zsock.Socket) {
 // goroutine only.
 func (l *listener) decode(req wire.Request, via *zsock.Socket) (messaging.Message, bool) {
 	t := l.t
-	if l.notify != (req.Type == wire.Notify) {
-		t.dropped("unexpected_type", fmt.Errorf("%s on a %s listener", req.Type, map[bool]string{true: "notification", false: "RPC"}[l.notify]), "server")
+	if !l.expected(req) {
 		return messaging.Message{}, false
 	}
 	rc, body, err := t.codec.DecodeRequest(req.Payload)
@@ -743,9 +757,10 @@ func (l *listener) decode(req wire.Request, via *zsock.Socket) (messaging.Messag
 	return messaging.Message{Context: rc, Body: body}, true
 }
 
-// deliver hands a decoded request to the handler, unless the listener has
-// stopped. Loop goroutine only.
-func (l *listener) deliver(req wire.Request, via *zsock.Socket, entry *cacheEntry, msg messaging.Message) {
+// deliver hands a request to the handler, unless the listener has
+// stopped: in is decoded (msg set) or holds its payload (raw). Loop
+// goroutine only.
+func (l *listener) deliver(req wire.Request, via *zsock.Socket, entry *cacheEntry, in *incoming) {
 	t := l.t
 	if l.stopped {
 		t.stats.drop("server_stopped")
@@ -753,7 +768,8 @@ func (l *listener) deliver(req wire.Request, via *zsock.Socket, entry *cacheEntr
 		return
 	}
 	t.stats.received.Add(1)
-	l.h(&incoming{l: l, via: via, typ: req.Type, peer: req.Peer, id: req.ID, entry: entry, msg: msg})
+	in.l, in.via, in.typ, in.peer, in.id, in.entry = l, via, req.Type, req.Peer, req.ID, entry
+	l.h(in)
 }
 
 // incoming is a received message; Reply answers a CALL on the ROUTER it came
@@ -766,10 +782,46 @@ type incoming struct {
 	id      []byte
 	entry   *cacheEntry // acked delivery: where the reply is kept for re-sends
 	msg     messaging.Message
+	raw     []byte // the payload, until Message decodes it
+	lazy    bool   // raw is still to decode
+	bad     bool   // it did not decode
 	replied bool
 }
 
-func (in *incoming) Message() *messaging.Message { return &in.msg }
+// Message decodes the payload on the first call, on the caller's
+// goroutine; a payload that does not decode is counted and, for a CALL,
+// answered with a ValueError, and Message returns nil.
+func (in *incoming) Message() *messaging.Message {
+	if in.lazy {
+		raw := in.raw
+		in.raw, in.lazy = nil, false
+		rc, body, err := in.l.t.codec.DecodeRequest(raw)
+		if err != nil {
+			in.bad = true
+			in.undecodable(err)
+		} else {
+			in.msg = messaging.Message{Context: rc, Body: body}
+		}
+	}
+	if in.bad {
+		return nil
+	}
+	return &in.msg
+}
+
+// undecodable counts a payload that does not decode and answers a CALL
+// with the failure answerUndecodable sends on the loop.
+func (in *incoming) undecodable(err error) {
+	t := in.l.t
+	t.dropped(wire.DropReason(err), err, "server")
+	if in.typ != wire.Call {
+		return
+	}
+	t.stats.drop(reasonBadPayloadAnswered)
+	if rerr := in.Reply(nil, undecodableFailure(err)); rerr != nil {
+		t.log.Debug("cannot answer an undecodable call", "msg_id", string(in.id), "err", rerr)
+	}
+}
 
 // WantsReply reports whether in is a CALL (the runner answers queued CALLs
 // of a stopping server).

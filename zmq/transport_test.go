@@ -56,6 +56,9 @@ type recorder struct {
 
 func (r *recorder) handle(in messaging.Incoming) {
 	m := in.Message()
+	if m == nil {
+		return // undecodable: the driver has answered a CALL
+	}
 	args, _ := m.Body["args"].(map[string]any)
 	arg, _ := args["arg"].(string)
 	method, _ := m.Body["method"].(string)

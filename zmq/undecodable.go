@@ -21,8 +21,13 @@ func (l *listener) answerUndecodable(req wire.Request, via *zsock.Socket, decode
 		return
 	}
 	l.t.stats.drop(reasonBadPayloadAnswered)
-	l.answerFailure(req, via, nil, &messaging.Failure{
+	l.answerFailure(req, via, nil, undecodableFailure(decodeErr))
+}
+
+// undecodableFailure is the failure an undecodable CALL is answered with.
+func undecodableFailure(decodeErr error) *messaging.Failure {
+	return &messaging.Failure{
 		Class: "ValueError", Module: "builtins",
 		Message: "cannot decode the request payload: " + decodeErr.Error(),
-	})
+	}
 }
