@@ -214,7 +214,7 @@ test_docker() {
   )
   check_redis_port
   rolling_restart "${playbook[@]}"
-  sentinel_mode "${playbook[@]}"
+  timed "Sentinel mode" sentinel_mode "${playbook[@]}"
   check_no_secret
 }
 
