@@ -10,8 +10,12 @@
 #              controller, two computes; converge, converge again (changed=0),
 #              --check --diff (changed=0), zmqrpc calls across the nodes and
 #              as the services' users with their files, a rolling restart of
-#              the proxies under a client's calls (0 failed), no secret in
-#              any output, teardown
+#              the proxies under a client's calls (0 failed); then Sentinel
+#              mode on the same containers (inventory/containers-sentinel.yml):
+#              converge, verify, the master killed under a client's calls (0
+#              failed, a new master, a new server found), converge again and
+#              --check --diff after the failover (changed=0); no secret in any
+#              output, teardown
 #
 # Usage: ci/test-deploy.sh [devstack|lint|docker]...   (default: all three)
 #
@@ -97,6 +101,8 @@ test_lint() {
     yamllint --strict -c .yamllint .
     ansible-playbook --syntax-check -i inventory/example.yml site.yml verify.yml restart-proxies.yml
     ansible-playbook --syntax-check -i inventory/containers.yml site.yml verify.yml restart-proxies.yml
+    ansible-playbook --syntax-check -i inventory/containers.yml -i inventory/containers-sentinel.yml \
+      site.yml verify.yml restart-proxies.yml
     ansible-lint --offline
   )
 }
@@ -208,7 +214,126 @@ test_docker() {
   )
   check_redis_port
   rolling_restart "${playbook[@]}"
+  timed "Sentinel mode" sentinel_mode "${playbook[@]}"
   check_no_secret
+}
+
+# sentinel_mode PLAYBOOK...: the same containers switched to Sentinel mode
+# (inventory/containers-sentinel.yml): the master on the controller,
+# replicas on the computes, a Sentinel on each. Converge, verify, then kill
+# the master's redis-server while compute1 calls compute2: no call may
+# fail, the Sentinels must elect a new master and a server started at the
+# kill must be found. The old master is started again, as a reboot would:
+# converge again and --check --diff must change nothing (the role does not
+# fight the Sentinels' rewrites), and it must be a replica again.
+sentinel_mode() {
+  local -a playbook=("$@" -i inventory/containers-sentinel.yml)
+  local controller=${deploy_hosts[0]} compute1=${deploy_hosts[1]} compute2=${deploy_hosts[2]}
+  local group=oslo-messaging-zeromq conf=/etc/nova/nova.conf.d/50-zeromq.conf
+  (
+    cd deploy/ansible
+    echo "-- Sentinel mode: converge"
+    "${playbook[@]}" site.yml >"$deploy_work/sentinel-converge.log" || {
+      cat "$deploy_work/sentinel-converge.log"
+      die "the Sentinel-mode run failed"
+    }
+    echo "-- Sentinel mode: verify"
+    "${playbook[@]}" verify.yml >"$deploy_work/sentinel-verify.log" || {
+      cat "$deploy_work/sentinel-verify.log"
+      die "verify.yml failed in Sentinel mode"
+    }
+  )
+  docker exec "$compute1" grep -qx 'rpc_zmq_matchmaker = sentinel' "$conf" ||
+    die "nova's file on compute1 does not say rpc_zmq_matchmaker = sentinel"
+  docker exec "$compute1" grep -Eqx "sentinel_hosts = [^,]+:26379,[^,]+:26379,[^,]+:26379" "$conf" ||
+    die "nova's file on compute1 does not name the three Sentinels"
+  local master info
+  master=$(sentinel_master "$compute1")
+  info=$(docker exec "$compute1" redis-cli -p 26379 SENTINEL master "$group" | paste - -)
+  if ! { grep -qx $'num-slaves\t2' <<<"$info" && grep -qx $'num-other-sentinels\t2' <<<"$info"; }; then
+    die "the Sentinel on compute1 does not know 2 replicas and 2 other Sentinels: $info"
+  fi
+  echo "the Sentinels name the master $master, with 2 replicas and 3 Sentinels; nova's file says sentinel"
+
+  echo "-- failover: kill the master's redis-server while compute1 calls compute2"
+  docker exec -d "$compute2" sh -c "echo \$\$ >/tmp/failover-server.pid &&
+    exec runuser -u nova -- zmqrpc bench rpc-server --config-file $conf --topic failover --server compute2 >/tmp/failover-server.log 2>&1"
+  local i
+  for ((i = 0; i < 100; i++)); do
+    docker exec "$compute2" grep -q '^ready ' /tmp/failover-server.log 2>/dev/null && break
+    sleep 0.2
+  done
+  docker exec "$compute2" grep -q '^ready ' /tmp/failover-server.log ||
+    die "the bench server on compute2 did not start: $(docker exec "$compute2" cat /tmp/failover-server.log)"
+  local client_seconds=30
+  docker exec "$compute1" runuser -u nova -- zmqrpc bench rpc-client --config-file "$conf" \
+    --topic failover --server compute2 -p 4 -l "$client_seconds" --timeout 10s >"$deploy_work/failover-client.log" 2>&1 &
+  local client=$!
+  sleep 5
+  local t0 elected="" found="" new
+  t0=$(date +%s%N)
+  docker exec "$controller" sh -c 'kill -KILL "$(cat /run/redis/redis-server.pid)"'
+  # A server that starts at the kill registers once a master is elected.
+  docker exec -d "$compute2" sh -c "exec runuser -u nova -- zmqrpc serve --config-file $conf \
+    --topic failover-new --server compute2 >/tmp/failover-new.log 2>&1"
+  for ((i = 0; i < 150; i++)); do
+    new=$(sentinel_master "$compute1")
+    if [[ -n $new && $new != "$master" ]]; then
+      elected=$(($(date +%s%N) - t0))
+      break
+    fi
+    sleep 0.2
+  done
+  [[ -n $elected ]] || die "no new master 30 s after the master was killed"
+  for ((i = 0; i < 60; i++)); do
+    if docker exec "$compute1" runuser -u nova -- zmqrpc call --config-file "$conf" --timeout 2s \
+      --topic failover-new --server compute2 echo arg=found >/dev/null 2>&1; then
+      found=$(($(date +%s%N) - t0))
+      break
+    fi
+    sleep 0.5
+  done
+  [[ -n $found ]] || die "the server started at the kill was not found: $(docker exec "$compute2" cat /tmp/failover-new.log)"
+  wait "$client" || die "the bench client failed: $(cat "$deploy_work/failover-client.log")"
+  docker exec "$compute2" sh -c 'kill -TERM "$(cat /tmp/failover-server.pid)"' || true
+  local calls failed
+  calls=$(awk '/^client: duration:/ { for (i = 1; i <= NF; i++) if ($i == "count:") print $(i + 1) }' "$deploy_work/failover-client.log")
+  failed=$(awk '/^error: duration:/ { for (i = 1; i <= NF; i++) if ($i == "count:") print $(i + 1) }' "$deploy_work/failover-client.log")
+  printf 'failover: master %s killed; the Sentinels named %s after %d ms; a server started at the kill was found after %d ms; in %ds the client made %s calls, %s failed\n' \
+    "$master" "$new" $((elected / 1000000)) $((found / 1000000)) "$client_seconds" "${calls:-?}" "${failed:-?}"
+  [[ -n $calls && $calls -gt 0 ]] || die "the client's summary has no calls"
+  [[ $failed == 0 ]] || die "$failed calls failed during the failover"
+
+  echo "-- the old master starts again (as after a reboot); converge again and --check --diff: nothing may change"
+  local out
+  # Debian's init script complains that a container may not raise ulimit -n.
+  out=$(docker exec "$controller" /etc/init.d/redis-server start 2>&1) || die "redis-server did not start again: $out"
+  (
+    cd deploy/ansible
+    "${playbook[@]}" site.yml >"$deploy_work/sentinel-reconverge.log" || {
+      cat "$deploy_work/sentinel-reconverge.log"
+      die "the Sentinel-mode run after the failover failed"
+    }
+    check_recap "$deploy_work/sentinel-reconverge.log"
+    "${playbook[@]}" --check --diff site.yml >"$deploy_work/sentinel-check.log" || {
+      cat "$deploy_work/sentinel-check.log"
+      die "the Sentinel-mode --check --diff run failed"
+    }
+    check_recap "$deploy_work/sentinel-check.log"
+  )
+  for ((i = 0; i < 30; i++)); do
+    docker exec "$compute1" redis-cli -p 26379 SENTINEL replicas "$group" | paste - - |
+      awk -v ip="$master" '$1 == "ip" { cur = $2 } $1 == "master-link-status" && cur == ip && $2 == "ok" { ok = 1 } END { exit !ok }' &&
+      break
+    sleep 1
+  done
+  ((i < 30)) || die "the old master $master is not a replica of $new again"
+  echo "the old master $master is a replica of $new again"
+}
+
+# sentinel_master HOST: the master's address the Sentinel on HOST names.
+sentinel_master() {
+  docker exec "$1" redis-cli -p 26379 SENTINEL get-master-addr-by-name oslo-messaging-zeromq 2>/dev/null | head -n 1
 }
 
 # check_redis_port: the inventory's redis_port (6380) won over the role's
