@@ -122,7 +122,8 @@ func newGenerator(seed uint64, seeds [][][]byte, target []byte) *generator {
 		return wire.DirectRequest(wire.Call, []byte("bomb"), payload)
 	}
 	// msgpack: nested array32 headers, each declaring a huge length (the
-	// allocation bomb of issue 17); JSON: deep nesting, and a wide array.
+	// allocation bomb of docs/hostile-input.md); JSON: deep nesting, and a
+	// wide array.
 	mpBomb := bytes.Repeat([]byte{0xdd, 0x7f, 0xff, 0xff, 0xff}, 4000)
 	deep := []byte("[{}, " + strings.Repeat("[", 100000))
 	wide := []byte(`[{}, {"method": "echo", "args": {"a": [` + strings.Repeat("0,", 100000) + `0]}}]`)

@@ -522,7 +522,7 @@ func (m *Matchmaker) remove(ctx context.Context, keys []string, member string) e
 }
 
 // exec runs the pipeline build writes on every instance, at once when there
-// are several: it succeeds if one of them took it (reference 3.5).
+// are several: it succeeds if one of them took it (docs/matchmaker.md).
 func (m *Matchmaker) exec(ctx context.Context, build func(goredis.Pipeliner)) error {
 	if m.closed.Load() {
 		return ErrClosed

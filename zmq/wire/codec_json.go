@@ -7,7 +7,7 @@ import (
 
 // jsonCodec is oslo's default serialization. Output is compact (no spaces
 // after separators, non-ASCII left as UTF-8): Python's json.loads accepts
-// it (reference 2.2). It reads and writes JSON as Python's json module
+// it (docs/mixing-with-python.md). It reads and writes JSON as Python's json module
 // does (json_decode.go, json_encode.go): objects become map[string]any,
 // integers int64 (uint64 above, *big.Int beyond), other numbers float64,
 // NaN and the infinities included, and each number is written back as

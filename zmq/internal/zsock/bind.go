@@ -98,7 +98,7 @@ func BindRandomPort(s *Socket, host string, min, max, retries int) (int, error) 
 const DefaultHWM = 1000
 
 // CommonOptions applies the options every socket of the driver and the
-// proxy gets (reference 1.5): finite HWMs, the frame-size limit
+// proxy gets (docs/hostile-input.md): finite HWMs, the frame-size limit
 // rpc_zmq_max_message_size (MAXMSGSIZE: a peer sending a larger frame is
 // disconnected), LINGER, TCP keepalive and ZMTP heartbeats from cfg. The
 // proxy overrides the size limit with its own (SetMaxMessageSize).
