@@ -101,10 +101,7 @@ func TestBackPressure(t *testing.T) {
 func TestExpiredRequestsAreNotRun(t *testing.T) {
 	ctx := testCtx(t)
 	d := newCaptureDriver()
-	s, err := messaging.NewServer(d, messaging.Target{Topic: "t", Server: "s"}, quiet(), messaging.WithMaxConcurrency(1))
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := oneWorkerServer(t, d)
 	release := make(chan struct{})
 	deadlines := make(chan time.Time, 3)
 	mustRegister(t, s, "m", func(ctx context.Context, _ map[string]any) (any, error) {
@@ -159,10 +156,7 @@ func TestExpiredRequestsAreNotRun(t *testing.T) {
 func TestStopRejectsQueuedCalls(t *testing.T) {
 	ctx := testCtx(t)
 	d := newCaptureDriver()
-	s, err := messaging.NewServer(d, messaging.Target{Topic: "t", Server: "s"}, quiet(), messaging.WithMaxConcurrency(1))
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := oneWorkerServer(t, d)
 	entered := make(chan struct{}, 3)
 	release := make(chan struct{})
 	var casts atomic.Int32

@@ -156,3 +156,14 @@ func (f *fakeIncoming) wait(t *testing.T, ctx context.Context) reply {
 		return reply{}
 	}
 }
+
+// oneWorkerServer is a quiet server of t.s on d that runs one handler at a
+// time, for tests of what waits behind it.
+func oneWorkerServer(t *testing.T, d messaging.Driver) *messaging.Server {
+	t.Helper()
+	s, err := messaging.NewServer(d, messaging.Target{Topic: "t", Server: "s"}, quiet(), messaging.WithMaxConcurrency(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}

@@ -374,10 +374,7 @@ func TestHandlerDoesNotBlock(t *testing.T) {
 	ctx := testCtx(t)
 	d := newCaptureDriver()
 	release := make(chan struct{})
-	s, err := messaging.NewServer(d, messaging.Target{Topic: "t", Server: "s"}, quiet(), messaging.WithMaxConcurrency(1))
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := oneWorkerServer(t, d)
 	mustRegister(t, s, "wait", func(context.Context, map[string]any) (any, error) {
 		<-release
 		return "done", nil
@@ -451,10 +448,7 @@ func TestStopCancelsHandlers(t *testing.T) {
 	ctx := testCtx(t)
 	d := newCaptureDriver()
 	entered := make(chan struct{}, 2)
-	s, err := messaging.NewServer(d, messaging.Target{Topic: "t", Server: "s"}, quiet(), messaging.WithMaxConcurrency(1))
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := oneWorkerServer(t, d)
 	mustRegister(t, s, "wait", func(ctx context.Context, _ map[string]any) (any, error) {
 		entered <- struct{}{}
 		<-ctx.Done()
@@ -560,10 +554,7 @@ func TestWorkersReused(t *testing.T) {
 func TestQueueOrder(t *testing.T) {
 	ctx := testCtx(t)
 	d := newCaptureDriver()
-	s, err := messaging.NewServer(d, messaging.Target{Topic: "t", Server: "s"}, quiet(), messaging.WithMaxConcurrency(1))
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := oneWorkerServer(t, d)
 	release := make(chan struct{})
 	var order []int // one worker: no lock needed
 	mustRegister(t, s, "n", func(_ context.Context, args map[string]any) (any, error) {
