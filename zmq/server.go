@@ -200,6 +200,13 @@ func (l *listener) openRouter() error {
 			// Flow control (flow.go): a full pipe stops reading TCP.
 			err = s.SetInt(zsock.OptRcvHWM, sendHWM)
 		}
+		if err == nil {
+			// A caller that reconnects after a network cut keeps its
+			// identity, and this ROUTER may still hold the old connection
+			// (its heartbeat timeout is receiverHeartbeatTimeout): without
+			// handover it would refuse the new one until TCP gives up.
+			err = s.SetInt(zsock.OptRouterHandover, 1)
+		}
 		var port int
 		if err == nil {
 			port, err = zsock.BindRandomPort(s, bindHost, t.cfg.MinPort, t.cfg.MaxPort, t.cfg.BindPortRetries)
@@ -678,7 +685,8 @@ func (l *listener) sendVia(socks []*zsock.Socket, frames [][]byte, deadline time
 		return
 	}
 	l.t.loop.Send(socks[0], frames, time.Time{}, func(err error) {
-		if errors.Is(err, zsock.ErrAgain) || errors.Is(err, zsock.ErrSendExpired) || errors.Is(err, zsock.ErrLoopClosed) {
+		if errors.Is(err, zsock.ErrAgain) || errors.Is(err, zsock.ErrSendExpired) || errors.Is(err, zsock.ErrLoopClosed) ||
+			errors.Is(err, zsock.ErrBacklogFull) {
 			l.sendVia(socks[1:], frames, deadline, onDrop)
 			return
 		}

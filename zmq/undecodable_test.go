@@ -1,8 +1,10 @@
 package zmq
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -116,6 +118,34 @@ func TestUndecodableCallAnswered(t *testing.T) {
 				t.Errorf("dropped %v, want bad_payload 2, of which %s 1", d, reasonBadPayloadAnswered)
 			}
 		})
+	}
+}
+
+// A caller that reconnects with its identity while the server still holds
+// its old connection (a network cut the server never saw end: its
+// heartbeat timeout is an hour) is answered on the new connection.
+func TestReconnectedCallerTakesOverItsIdentity(t *testing.T) {
+	_, addr := directServer(t, "json")
+	codec, _ := wire.NewCodec("json")
+	payload, _ := codec.EncodeRequest(nil, map[string]any{"method": "echo", "args": map[string]any{"arg": "x"}})
+	for i, name := range []string{"old connection", "new connection"} {
+		caller := rawPeer(t, zmq4.DEALER)
+		_ = caller.SetIdentity("caller-1") // both: the old one stays open
+		_ = caller.SetRcvtimeo(5 * time.Second)
+		if err := caller.Connect(addr); err != nil {
+			t.Fatal(err)
+		}
+		id := []byte(fmt.Sprint("call-", i))
+		if _, err := caller.SendMessage(wire.DirectRequest(wire.Call, id, payload)); err != nil {
+			t.Fatal(err)
+		}
+		frames, err := caller.RecvMessageBytes(0)
+		if err != nil {
+			t.Fatalf("%s: no reply: %v", name, err)
+		}
+		if resp, err := wire.ParseDirectReply(frames); err != nil || !bytes.Equal(resp.ID, id) {
+			t.Fatalf("%s: reply %q, %v", name, frames, err)
+		}
 	}
 }
 
