@@ -236,6 +236,9 @@ func (t *Transport) sendError(rt *route, err error) error {
 	if errors.Is(err, zsock.ErrLoopClosed) {
 		return messaging.ErrClosed
 	}
+	if errors.Is(err, zsock.ErrBacklogFull) {
+		t.stats.drop("backlog_full")
+	}
 	return fmt.Errorf("send to %s: %w", rt.key, err)
 }
 

@@ -95,6 +95,9 @@ func (t *Transport) fanDropped(f *fanHost, err error) {
 		}
 	case errors.Is(err, zsock.ErrLoopClosed):
 		t.stats.drop("closed")
+	case errors.Is(err, zsock.ErrBacklogFull):
+		t.stats.drop("backlog_full")
+		t.stats.warnDrop(t.log, "fanout copy dropped: too many wait for the host", "host", f.addr)
 	default:
 		t.stats.drop("send_failed")
 		t.log.Warn("fanout copy dropped", "host", f.addr, "err", err)

@@ -135,6 +135,11 @@ func (t *Transport) dropLogger(typ wire.MsgType, where string) func(error) {
 			t.stats.drop("closed")
 			return
 		}
+		if errors.Is(err, zsock.ErrBacklogFull) {
+			t.stats.drop("backlog_full")
+			t.stats.warnDrop(t.log, "message dropped: too many wait for the router proxies", "type", typ, "to", where)
+			return
+		}
 		t.stats.drop("send_failed")
 		t.log.Warn("message dropped", "type", typ, "to", where, "err", t.proxySendError(err))
 	}

@@ -114,31 +114,35 @@ func CommonOptions(s *Socket, cfg *config.Config) error {
 	case cfg.TCPKeepalive > 0:
 		keepalive = 1
 	}
-	set := [][2]int{
+	type kv struct {
+		opt Option
+		v   int
+	}
+	set := []kv{
 		{OptLinger, LingerMs(cfg)},
 		{OptSndHWM, DefaultHWM},
 		{OptRcvHWM, DefaultHWM},
 		{OptTCPKeepalive, keepalive},
 	}
-	for _, kv := range [][2]int{
+	for _, o := range []kv{
 		{OptTCPKeepaliveIdle, cfg.TCPKeepaliveIdle},
 		{OptTCPKeepaliveCnt, cfg.TCPKeepaliveCnt},
 		{OptTCPKeepaliveIntvl, cfg.TCPKeepaliveIntvl},
 	} {
-		if kv[1] > 0 {
-			set = append(set, kv)
+		if o.v > 0 {
+			set = append(set, o)
 		}
 	}
 	if IPv6(cfg) {
-		set = append(set, [2]int{OptIPv6, 1})
+		set = append(set, kv{OptIPv6, 1})
 	}
 	if hb := cfg.HeartbeatInterval; hb > 0 {
 		set = append(set,
-			[2]int{OptHeartbeatIvl, int(hb / time.Millisecond)},
-			[2]int{OptHeartbeatTimeout, int(cfg.HeartbeatTimeout / time.Millisecond)})
+			kv{OptHeartbeatIvl, int(hb / time.Millisecond)},
+			kv{OptHeartbeatTimeout, int(cfg.HeartbeatTimeout / time.Millisecond)})
 	}
-	for _, kv := range set {
-		if err := s.SetInt(kv[0], kv[1]); err != nil {
+	for _, o := range set {
+		if err := s.SetInt(o.opt, o.v); err != nil {
 			return err
 		}
 	}

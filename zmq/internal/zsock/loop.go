@@ -49,6 +49,19 @@ func WithErrorHandler(fn func(error)) LoopOption { return func(l *Loop) { l.onEr
 // ErrSendExpired: a queued message found no ready peer before its deadline.
 var ErrSendExpired = errors.New("zsock: no peer ready before the send deadline")
 
+// ErrBacklogFull: a socket already has its maximum of messages waiting
+// for a peer (WithMaxBacklog).
+var ErrBacklogFull = errors.New("zsock: too many messages wait for a peer")
+
+// DefaultMaxBacklog bounds the messages that wait, per socket, for a peer
+// to take them; senders' own limits (flow gates, in-flight calls) keep
+// well below it, so reaching it means something upstream is unbounded.
+const DefaultMaxBacklog = 10000
+
+// WithMaxBacklog sets how many messages may wait per socket for a peer
+// (DefaultMaxBacklog); a send beyond it fails with ErrBacklogFull.
+func WithMaxBacklog(n int) LoopOption { return func(l *Loop) { l.maxBacklog = max(n, 1) } }
+
 // recvBurst bounds how many messages one socket may deliver per wake-up, so
 // a busy socket cannot starve the others or the work queue.
 const recvBurst = 256
@@ -79,6 +92,8 @@ type Loop struct {
 
 	onError       func(error)   // WithErrorHandler; nil = none
 	socketsFailed atomic.Uint64 // sockets closed after a failure
+	maxBacklog    int           // WithMaxBacklog
+	backlogFull   atomic.Uint64 // sends refused with ErrBacklogFull
 
 	mu       sync.Mutex
 	queue    []func()
@@ -145,7 +160,8 @@ func NewLoop(log *slog.Logger, opts ...LoopOption) (*Loop, error) {
 		unix.Close(efd)
 		return nil, err
 	}
-	l := &Loop{efd: efd, ep: ep, log: log, done: make(chan struct{}), byFd: make(map[int32]int), sweep: sweepEvery}
+	l := &Loop{efd: efd, ep: ep, log: log, done: make(chan struct{}), byFd: make(map[int32]int), sweep: sweepEvery,
+		maxBacklog: DefaultMaxBacklog}
 	for _, o := range opts {
 		o(l)
 	}
@@ -320,6 +336,9 @@ func (l *Loop) Err() error {
 // them.
 func (l *Loop) SocketsFailed() uint64 { return l.socketsFailed.Load() }
 
+// BacklogFull is how many sends failed with ErrBacklogFull.
+func (l *Loop) BacklogFull() uint64 { return l.backlogFull.Load() }
+
 // Add starts polling s and delivering what it receives to onRecv (nil for a
 // send-only socket). Loop goroutine only.
 func (l *Loop) Add(s *Socket, onRecv RecvFunc) {
@@ -400,9 +419,9 @@ func (l *Loop) find(s *Socket) *entry {
 // Send sends frames on s without blocking. When no peer can take the
 // message now (EAGAIN: none connected yet with IMMEDIATE, or a full pipe)
 // it waits in order until the socket is writable or deadline passes, when
-// onDrop gets ErrSendExpired; a zero deadline drops it at once. Any other
-// failure goes to onDrop straight away. Loop goroutine only; s must have
-// been added.
+// onDrop gets ErrSendExpired; a zero deadline drops it at once, and a full
+// backlog with ErrBacklogFull. Any other failure goes to onDrop straight
+// away. Loop goroutine only; s must have been added.
 func (l *Loop) Send(s *Socket, frames [][]byte, deadline time.Time, onDrop func(error)) {
 	l.SendTracked(s, frames, deadline, onDrop, nil)
 }
@@ -432,6 +451,13 @@ func (l *Loop) SendTracked(s *Socket, frames [][]byte, deadline time.Time, onDro
 			}
 			return
 		}
+	}
+	if len(e.backlog) >= l.maxBacklog {
+		l.backlogFull.Add(1)
+		if onDrop != nil {
+			onDrop(ErrBacklogFull)
+		}
+		return
 	}
 	e.backlog = append(e.backlog, pending{frames: frames, deadline: deadline, onDrop: onDrop, onSent: onSent})
 }

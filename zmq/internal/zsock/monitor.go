@@ -1,30 +1,24 @@
 package zsock
 
-/*
-#include <zmq.h>
-#include <stdlib.h>
-*/
-import "C"
-
 import (
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
-	"syscall"
-	"unsafe"
+
+	zmq "github.com/pebbe/zmq4"
 )
 
-// Socket events reported by a monitor (libzmq values), to be or-ed into the
-// mask given to Context.Monitor.
+// Socket events reported by a monitor, to be or-ed into the mask given to
+// Context.Monitor.
 const (
-	EventConnected          = C.ZMQ_EVENT_CONNECTED
-	EventListening          = C.ZMQ_EVENT_LISTENING
-	EventAccepted           = C.ZMQ_EVENT_ACCEPTED
-	EventClosed             = C.ZMQ_EVENT_CLOSED
-	EventDisconnected       = C.ZMQ_EVENT_DISCONNECTED
-	EventMonitorStopped     = C.ZMQ_EVENT_MONITOR_STOPPED
-	EventHandshakeSucceeded = C.ZMQ_EVENT_HANDSHAKE_SUCCEEDED
+	EventConnected          = int(zmq.EVENT_CONNECTED)
+	EventListening          = int(zmq.EVENT_LISTENING)
+	EventAccepted           = int(zmq.EVENT_ACCEPTED)
+	EventClosed             = int(zmq.EVENT_CLOSED)
+	EventDisconnected       = int(zmq.EVENT_DISCONNECTED)
+	EventMonitorStopped     = int(zmq.EVENT_MONITOR_STOPPED)
+	EventHandshakeSucceeded = int(zmq.EVENT_HANDSHAKE_SUCCEEDED)
 )
 
 // ErrBadEvent: a message read from a monitor socket is not a libzmq event.
@@ -43,24 +37,16 @@ type Event struct {
 // socket, from the goroutine that owns s. Call Monitor before s binds or
 // connects so that no event is missed, and close the PAIR after s.
 func (c *Context) Monitor(s *Socket, events int) (*Socket, error) {
+	if s.z == nil {
+		return nil, ErrSocketClosed
+	}
 	// A random name, not a counter: no package state, and no clash with the
 	// endpoint of a closed socket that libzmq has not released yet.
 	var r [12]byte
 	_, _ = rand.Read(r[:])
 	ep := "inproc://zsock-monitor-" + hex.EncodeToString(r[:])
-	cs := C.CString(ep)
-	defer C.free(unsafe.Pointer(cs))
-	for {
-		rc, err := C.zmq_socket_monitor(s.p, cs, C.int(events))
-		if rc == 0 {
-			break
-		}
-		// libzmq binds the monitor's socket, which begins with a check of
-		// its commands that a signal fails with EINTR; it has stopped the
-		// monitor again by then.
-		if err != syscall.EINTR {
-			return nil, errnoErr("zmq_socket_monitor", err)
-		}
+	if err := s.z.Monitor(ep, zmq.Event(events)); err != nil {
+		return nil, mapErr("monitor", err)
 	}
 	pair, err := c.NewSocket(PAIR)
 	if err == nil {
@@ -79,7 +65,7 @@ func (c *Context) Monitor(s *Socket, events int) (*Socket, error) {
 		}
 	}
 	if err != nil {
-		_, _ = C.zmq_socket_monitor(s.p, nil, 0)
+		_ = s.z.Monitor("", 0)
 		return nil, err
 	}
 	return pair, nil
