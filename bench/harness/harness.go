@@ -307,6 +307,10 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	rep.Machine = append(rep.Machine, "our servers: "+executor)
 	total := len(cells) * o.Reps
+	width := 22 // the progress lines' ID column
+	for _, c := range cells {
+		width = max(width, len(c.ID()))
+	}
 	n := 0
 	var failed []string
 	for round := range o.Reps {
@@ -323,10 +327,10 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			rep.add(s)
 			if s.Err != "" {
 				failed = append(failed, fmt.Sprintf("%s round %d", c.ID(), round+1))
-				fmt.Fprintf(o.Log, "[%d/%d] %-22s round %d FAILED: %s\n", n, total, c.ID(), round+1, s.Err)
+				fmt.Fprintf(o.Log, "[%d/%d] %-*s round %d FAILED: %s\n", n, total, width, c.ID(), round+1, s.Err)
 				continue
 			}
-			fmt.Fprintf(o.Log, "[%d/%d] %-22s round %d %s\n", n, total, c.ID(), round+1, s.brief())
+			fmt.Fprintf(o.Log, "[%d/%d] %-*s round %d %s\n", n, total, width, c.ID(), round+1, s.brief())
 		}
 	}
 	if o.Scale && ctx.Err() == nil {
