@@ -18,7 +18,8 @@
 #                                ours-proxy-base in every round; the report adds
 #                                "Current vs baseline (REV)": msg/s, p50 and CPU per
 #                                operation, current / baseline. Combines with the
-#                                other flags, e.g. --quick --only call16.
+#                                other flags, e.g. --quick --only call16; an even
+#                                --reps runs each build first equally often.
 #   bench/run.sh --help          every flag of the harness (fabricbench)
 #
 # Other flags are passed on to fabricbench, e.g. --only ours-direct,raw-direct,
