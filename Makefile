@@ -44,12 +44,13 @@ test-deploy: deps
 
 # The benchmark table of BENCHMARKS.md: raw libzmq, our driver and proxy,
 # NATS, interleaved, five rounds, then the scale section (about 17 minutes);
-# bench-quick is a smoke run.
+# bench-quick is a smoke run. BASELINE=REV also runs REV's driver and proxy,
+# paired per round (bench/run.sh --baseline).
 bench:
-	bash bench/run.sh
+	bash bench/run.sh $(if $(BASELINE),--baseline $(BASELINE))
 
 bench-quick:
-	bash bench/run.sh --quick
+	bash bench/run.sh --quick $(if $(BASELINE),--baseline $(BASELINE))
 
 # A short fuzzing run of the wire decoders (the seeds already run in make test).
 fuzz: deps

@@ -11,9 +11,18 @@
 #   bench/run.sh --quick         smoke run: 1 round of 1 s windows, no scale section (about a minute)
 #   bench/run.sh --scale-only    the scale section alone, 3 rounds (about 6 minutes)
 #   bench/run.sh --quick --scale-only   its smoke run: 1 round of 1 s windows (under a minute)
+#   bench/run.sh --baseline REV  also runs our driver and proxy as built from the
+#                                git revision REV (a temporary git worktree), each
+#                                cell of ours-direct, ourproxy and ours-proxy paired
+#                                with its twin ours-direct-base, ourproxy-base and
+#                                ours-proxy-base in every round; the report adds
+#                                "Current vs baseline (REV)": msg/s, p50 and CPU per
+#                                operation, current / baseline. Combines with the
+#                                other flags, e.g. --quick --only call16; an even
+#                                --reps runs each build first equally often.
 #   bench/run.sh --help          every flag of the harness (fabricbench)
 #
-# Flags are passed on to fabricbench, e.g. --only ours-direct,raw-direct,
+# Other flags are passed on to fabricbench, e.g. --only ours-direct,raw-direct,
 # --json results.json, --profile ours-direct/call16 --profile-dir prof/,
 # --scale=false (full run without the scale section), --scale (quick run
 # with it), --scale-servers 1,4,16, --scale-callers 1,64, --scale-reps N,
@@ -22,6 +31,41 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export PATH="$PATH:/usr/local/go/bin"
+
+# --baseline REV is ours; the rest goes to fabricbench.
+baseline=
+args=()
+while (($# > 0)); do
+  case $1 in
+    --baseline)
+      if (($# < 2)) || [[ -z $2 ]]; then
+        echo "error: --baseline needs a git revision" >&2
+        exit 2
+      fi
+      baseline=$2
+      shift 2
+      ;;
+    --baseline=*)
+      baseline=${1#--baseline=}
+      if [[ -z $baseline ]]; then
+        echo "error: --baseline needs a git revision" >&2
+        exit 2
+      fi
+      shift
+      ;;
+    *)
+      args+=("$1")
+      shift
+      ;;
+  esac
+done
+if [[ -n $baseline ]]; then
+  # Before installing or building anything: a typo fails at once.
+  if ! base_commit=$(git rev-parse --verify --quiet --end-of-options "$baseline^{commit}"); then
+    echo "error: --baseline $baseline: not a commit of this repository" >&2
+    exit 2
+  fi
+fi
 
 packages=(gcc pkg-config libzmq3-dev redis-server nats-server)
 
@@ -71,7 +115,41 @@ if commit=$(git rev-parse --short HEAD 2>/dev/null); then
 fi
 
 bindir=$(mktemp -d "${TMPDIR:-/tmp}/fabricbench.XXXXXX")
-trap 'rm -rf "$bindir"' EXIT
+basetree=
+cleanup() {
+  if [[ -n $basetree ]]; then
+    git worktree remove --force "$basetree" >/dev/null 2>&1 || true
+  fi
+  rm -rf "$bindir"
+  if [[ -n $basetree ]]; then
+    git worktree prune >/dev/null 2>&1 || true
+  fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 go build -o "$bindir/" ./bench/cmd/fabricbench ./cmd/oslo-messaging-zmq-proxy
-# Not exec: the trap removes the binaries when the run ends.
-"$bindir/fabricbench" --proxy-bin "$bindir/oslo-messaging-zmq-proxy" --source "$source" "$@"
+
+baseline_args=()
+if [[ -n $baseline ]]; then
+  base_short=$(git rev-parse --short "$base_commit")
+  basetree=$bindir/src
+  echo "baseline: building $baseline ($base_short) in a temporary worktree" >&2
+  if ! git worktree add --quiet --detach "$basetree" "$base_commit" >&2; then
+    echo "error: --baseline $baseline: cannot check out $base_short in a worktree" >&2
+    exit 1
+  fi
+  mkdir -p "$bindir/base"
+  if ! (cd "$basetree" && go build -o "$bindir/base/" ./bench/cmd/fabricbench ./cmd/oslo-messaging-zmq-proxy); then
+    echo "error: --baseline $baseline: $base_short does not build (its fabricbench and oslo-messaging-zmq-proxy)" >&2
+    exit 1
+  fi
+  baseline_args=(--baseline-bin "$bindir/base/fabricbench"
+    --baseline-proxy-bin "$bindir/base/oslo-messaging-zmq-proxy"
+    --baseline-source "$base_short")
+fi
+
+# Not exec: the trap removes the binaries (and the baseline's worktree) when
+# the run ends.
+"$bindir/fabricbench" --proxy-bin "$bindir/oslo-messaging-zmq-proxy" --source "$source" \
+  "${baseline_args[@]}" "${args[@]}"

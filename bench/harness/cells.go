@@ -38,6 +38,33 @@ const (
 
 var systems = []System{RawDirect, OursDirect, Raw3Hop, OurProxy, OursProxy, NATS}
 
+// The baseline systems (--baseline-bin): a current system's cell run with
+// the baseline build's ours-server/ours-client peers and proxy.
+const (
+	OursDirectBase System = "ours-direct-base" // ours-direct with the baseline's peers
+	OurProxyBase   System = "ourproxy-base"    // ourproxy through the baseline's proxy
+	OursProxyBase  System = "ours-proxy-base"  // ours-proxy with the baseline's peers and proxy
+)
+
+// baselineOf maps each current system that has a baseline twin to it, in
+// the order the report pairs them.
+var baselineOf = map[System]System{OursDirect: OursDirectBase, OurProxy: OurProxyBase, OursProxy: OursProxyBase}
+
+var baselinePairs = []System{OursDirect, OurProxy, OursProxy}
+
+// current is the system whose processes a cell of s runs: s itself, or the
+// current twin of a baseline system.
+func (s System) current() System {
+	for c, b := range baselineOf {
+		if b == s {
+			return c
+		}
+	}
+	return s
+}
+
+func (s System) isBaseline() bool { return s.current() != s }
+
 var systemTitles = map[System]string{
 	RawDirect:  "raw direct",
 	OursDirect: "ours direct",
@@ -99,11 +126,19 @@ type Cell struct {
 func (c Cell) ID() string { return string(c.System) + "/" + string(c.Op) }
 
 // Cells lists every cell in table order.
-func Cells() []Cell {
+func Cells() []Cell { return cells(false) }
+
+// cells lists every cell in table order, with each baseline system right
+// after its current twin when baseline is set, so that a round runs the
+// two next to each other.
+func cells(baseline bool) []Cell {
 	var cells []Cell
 	for _, o := range ops {
 		for _, s := range systems {
 			cells = append(cells, Cell{System: s, Op: o})
+			if b, ok := baselineOf[s]; ok && baseline {
+				cells = append(cells, Cell{System: b, Op: o})
+			}
 		}
 	}
 	return cells
@@ -119,6 +154,25 @@ type cellRun struct {
 	client    *proc
 	receivers []*proc
 	proxy     *proc // the proxy process (ours or the minimal one), when the cell has one
+
+	// oursBin runs the ours-server and ours-client roles, proxyBin is
+	// oslo-messaging-zmq-proxy: the baseline build's for baseline systems.
+	// Empty: the current ones (Options.PeerBin, Options.ProxyBin).
+	oursBin, proxyBin string
+}
+
+// newCellRun sets up a run of c with the binaries of its build.
+func (env *runEnv) newCellRun(c Cell, round int) *cellRun {
+	r := &cellRun{env: env, cell: c, rep: round}
+	switch c.System {
+	case OursDirectBase:
+		r.oursBin = env.o.BaselineBin
+	case OursProxyBase:
+		r.oursBin, r.proxyBin = env.o.BaselineBin, env.o.BaselineProxyBin
+	case OurProxyBase:
+		r.proxyBin = env.o.BaselineProxyBin
+	}
+	return r
 }
 
 func (r *cellRun) start(name, bin, readyPrefix string, args ...string) (*proc, error) {
@@ -131,7 +185,11 @@ func (r *cellRun) start(name, bin, readyPrefix string, args ...string) (*proc, e
 }
 
 func (r *cellRun) peer(name, role string, args ...string) (*proc, error) {
-	return r.start(name, r.env.o.PeerBin, "ready", append([]string{"peer", role}, args...)...)
+	bin := r.env.o.PeerBin
+	if r.oursBin != "" && strings.HasPrefix(role, "ours-") {
+		bin = r.oursBin
+	}
+	return r.start(name, bin, "ready", append([]string{"peer", role}, args...)...)
 }
 
 func (r *cellRun) stopAll() {
@@ -155,7 +213,7 @@ func (r *cellRun) size() string { return "--size=" + strconv.Itoa(r.env.o.Size) 
 // launch starts the cell's processes: brokers or proxies first, then
 // receivers, then the client, each after the previous one is ready.
 func (r *cellRun) launch() error {
-	switch r.cell.System {
+	switch r.cell.System.current() {
 	case RawDirect:
 		return r.launchRawDirect()
 	case Raw3Hop, OurProxy:
@@ -209,7 +267,7 @@ func rawMode(op Op) string {
 func (r *cellRun) launchRaw3Hop() error {
 	var px *proc
 	var err error
-	if r.cell.System == OurProxy {
+	if r.cell.System.current() == OurProxy {
 		px, err = r.startOurProxy()
 	} else {
 		px, err = r.peer("raw-proxy", "raw-proxy")
@@ -245,7 +303,11 @@ func (r *cellRun) launchRaw3Hop() error {
 // mode) with the proxy-mode configuration.
 func (r *cellRun) startOurProxy(extra ...string) (*proc, error) {
 	args := append([]string{"--config-file", r.env.confProxy, "--host", "127.0.0.1"}, extra...)
-	p, err := r.start("oslo-messaging-zmq-proxy", r.env.o.ProxyBin, "ready ", args...)
+	bin := r.env.o.ProxyBin
+	if r.proxyBin != "" {
+		bin = r.proxyBin
+	}
+	p, err := r.start("oslo-messaging-zmq-proxy", bin, "ready ", args...)
 	if err != nil {
 		return nil, err
 	}
@@ -255,7 +317,7 @@ func (r *cellRun) startOurProxy(extra ...string) (*proc, error) {
 
 func (r *cellRun) launchOurs() error {
 	conf := r.env.confDirect
-	if r.cell.System == OursProxy {
+	if r.cell.System.current() == OursProxy {
 		conf = r.env.confProxy
 		if _, err := r.startOurProxy(); err != nil {
 			return err

@@ -28,6 +28,13 @@ type Options struct {
 	PeerBin  string // the fabricbench binary, run as "PeerBin peer ROLE ..."
 	ProxyBin string // oslo-messaging-zmq-proxy
 
+	// A baseline build (bench/run.sh --baseline REV): its fabricbench runs
+	// the ours-server/ours-client roles of the baseline systems, and its
+	// proxy their proxy. Empty BaselineBin: no baseline system.
+	BaselineBin      string
+	BaselineProxyBin string // default: beside BaselineBin
+	BaselineSource   string // what the baseline is (the short commit), for the report
+
 	Reps     int           // rounds over all cells
 	Warmup   time.Duration // traffic before the window, not counted
 	Duration time.Duration // the measured window of each cell
@@ -77,7 +84,7 @@ func ParseFlags(args []string) (Options, error) {
 	warmup := fs.Duration("warmup", 0, "traffic before each window (default 1s; --quick 300ms)")
 	duration := fs.Duration("duration", 0, "measured window of each cell (default 3s; --quick 1s)")
 	size := fs.Int("size", 1024, "payload bytes")
-	only := fs.String("only", "", "comma-separated cells: IDs (ours-proxy/cast), systems (nats) or operations (call16)")
+	only := fs.String("only", "", "comma-separated cells: IDs (ours-proxy/cast), systems (nats; with --baseline-bin also "+baselineNames()+") or operations (call16)")
 	profile := fs.String("profile", "", "cell ID (system/op) whose driver processes write CPU profiles")
 	profileDir := fs.String("profile-dir", ".", "where the profiles go")
 	peers := fs.Int("proxy-peers", -1, "connected peers for the proxy memory figure, 0 to skip (default 1000; --quick 100)")
@@ -86,6 +93,9 @@ func ParseFlags(args []string) (Options, error) {
 	timeout := fs.Duration("timeout", 0, "bound on the whole run (default 90m; --quick 15m)")
 	inline := fs.Bool("inline", false, "our servers run their handlers inline on the socket loop (messaging.WithInline), not on the worker pool")
 	source := fs.String("source", "", "what is measured, shown in the report (bench/run.sh passes the git commit)")
+	baselineBin := fs.String("baseline-bin", "", "a baseline build's fabricbench: adds the systems "+baselineNames()+", paired with the current ones in every round")
+	baselineProxyBin := fs.String("baseline-proxy-bin", "", "the baseline build's oslo-messaging-zmq-proxy (default: beside --baseline-bin)")
+	baselineSource := fs.String("baseline-source", "", "what the baseline is, shown in the report (bench/run.sh --baseline passes the short commit)")
 	scale := fs.Bool("scale", false, "run the scale section after the cells (default true; --quick false)")
 	scaleOnly := fs.Bool("scale-only", false, "run the scale section only: no cell, no proxy memory")
 	scaleReps := fs.Int("scale-reps", 0, "rounds over the scale points (default 3; --quick 1)")
@@ -127,17 +137,27 @@ func ParseFlags(args []string) (Options, error) {
 	}
 	o.Size, o.Profile, o.ProfileDir, o.JSON, o.ProxyBin, o.Source = *size, *profile, *profileDir, *jsonFile, *proxyBin, *source
 	o.Inline = *inline
+	o.BaselineBin, o.BaselineProxyBin, o.BaselineSource = *baselineBin, *baselineProxyBin, *baselineSource
+	if o.BaselineBin == "" && (o.BaselineProxyBin != "" || o.BaselineSource != "") {
+		return Options{}, errors.New("--baseline-proxy-bin and --baseline-source need --baseline-bin")
+	}
 	if *only != "" {
 		o.Only = strings.Split(*only, ",")
 	}
 	if err := o.parseScale(fs, *scale, *scaleOnly, *scaleReps, *scaleServers, *scaleCallers, *redisTargets); err != nil {
 		return Options{}, err
 	}
-	if !o.ScaleOnly && len(o.selected()) == 0 {
-		return Options{}, fmt.Errorf("--only %q selects no cell; cells are %s", *only, strings.Join(cellIDs(), " "))
+	if o.BaselineBin == "" && slices.ContainsFunc(o.Only, func(s string) bool {
+		sys, _, _ := strings.Cut(s, "/")
+		return System(sys).isBaseline()
+	}) {
+		return Options{}, fmt.Errorf("--only %q: the systems %s need --baseline-bin", *only, baselineNames())
 	}
-	if o.Profile != "" && !slices.Contains(cellIDs(), o.Profile) {
-		return Options{}, fmt.Errorf("--profile %q: not a cell; cells are %s", o.Profile, strings.Join(cellIDs(), " "))
+	if !o.ScaleOnly && len(o.selected()) == 0 {
+		return Options{}, fmt.Errorf("--only %q selects no cell; cells are %s", *only, strings.Join(o.cellIDs(), " "))
+	}
+	if o.Profile != "" && !slices.Contains(o.cellIDs(), o.Profile) {
+		return Options{}, fmt.Errorf("--profile %q: not a cell; cells are %s", o.Profile, strings.Join(o.cellIDs(), " "))
 	}
 	if o.Size < 64 {
 		return Options{}, errors.New("--size must be at least 64")
@@ -145,18 +165,31 @@ func ParseFlags(args []string) (Options, error) {
 	return o, nil
 }
 
-func cellIDs() []string {
+// cellIDs names the cells of a run without a baseline build.
+func cellIDs() []string { return (&Options{}).cellIDs() }
+
+// cellIDs names the cells of a run: those of the baseline systems too
+// with a baseline build.
+func (o *Options) cellIDs() []string {
 	var ids []string
-	for _, c := range Cells() {
+	for _, c := range cells(o.BaselineBin != "") {
 		ids = append(ids, c.ID())
 	}
 	return ids
 }
 
+func baselineNames() string {
+	var names []string
+	for _, s := range baselinePairs {
+		names = append(names, string(baselineOf[s]))
+	}
+	return strings.Join(names, ", ")
+}
+
 // selected returns the cells to run, in table order.
 func (o *Options) selected() []Cell {
 	var out []Cell
-	for _, c := range Cells() {
+	for _, c := range cells(o.BaselineBin != "") {
 		if len(o.Only) == 0 || slices.ContainsFunc(o.Only, func(s string) bool {
 			s = strings.TrimSuffix(s, "/")
 			return s == c.ID() || s == string(c.System) || s == string(c.Op)
@@ -210,6 +243,11 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if o.PeerBin == "" || o.ProxyBin == "" {
 		return nil, errors.New("harness: need the fabricbench and oslo-messaging-zmq-proxy binaries")
 	}
+	if o.BaselineBin != "" && o.BaselineProxyBin == "" {
+		if o.BaselineProxyBin = findBeside(o.BaselineBin); o.BaselineProxyBin == "" {
+			return nil, fmt.Errorf("harness: no oslo-messaging-zmq-proxy beside the baseline %s: give --baseline-proxy-bin", o.BaselineBin)
+		}
+	}
 	if o.Profile != "" {
 		if err := os.MkdirAll(o.ProfileDir, 0o755); err != nil {
 			return nil, err
@@ -256,12 +294,23 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if o.Source != "" {
 		rep.Machine = append(rep.Machine, "source: "+o.Source)
 	}
+	if o.BaselineBin != "" {
+		rep.Baseline = o.BaselineSource
+		if rep.Baseline == "" {
+			rep.Baseline = o.BaselineBin
+		}
+		rep.Machine = append(rep.Machine, fmt.Sprintf("baseline: %s (%s, %s)", rep.Baseline, o.BaselineBin, o.BaselineProxyBin))
+	}
 	executor := "a pool of handler workers (the default)"
 	if o.Inline {
 		executor = "inline handlers (--inline: messaging.WithInline)"
 	}
 	rep.Machine = append(rep.Machine, "our servers: "+executor)
 	total := len(cells) * o.Reps
+	width := 22 // the progress lines' ID column
+	for _, c := range cells {
+		width = max(width, len(c.ID()))
+	}
 	n := 0
 	var failed []string
 	for round := range o.Reps {
@@ -278,10 +327,10 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			rep.add(s)
 			if s.Err != "" {
 				failed = append(failed, fmt.Sprintf("%s round %d", c.ID(), round+1))
-				fmt.Fprintf(o.Log, "[%d/%d] %-22s round %d FAILED: %s\n", n, total, c.ID(), round+1, s.Err)
+				fmt.Fprintf(o.Log, "[%d/%d] %-*s round %d FAILED: %s\n", n, total, width, c.ID(), round+1, s.Err)
 				continue
 			}
-			fmt.Fprintf(o.Log, "[%d/%d] %-22s round %d %s\n", n, total, c.ID(), round+1, s.brief())
+			fmt.Fprintf(o.Log, "[%d/%d] %-*s round %d %s\n", n, total, width, c.ID(), round+1, s.brief())
 		}
 	}
 	if o.Scale && ctx.Err() == nil {
@@ -302,19 +351,30 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	return rep, nil
 }
 
+const proxyName = "oslo-messaging-zmq-proxy"
+
 // findProxy looks for the proxy binary beside fabricbench, then in PATH.
 func findProxy(peerBin string) string {
-	const name = "oslo-messaging-zmq-proxy"
-	if peerBin != "" {
-		p := filepath.Join(filepath.Dir(peerBin), name)
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
+	if p := findBeside(peerBin); p != "" {
+		return p
 	}
-	if p, err := exec.LookPath(name); err == nil {
+	if p, err := exec.LookPath(proxyName); err == nil {
 		return p
 	}
 	return ""
+}
+
+// findBeside looks for the proxy binary beside fabricbench only: a
+// baseline's proxy from PATH would not be the baseline's.
+func findBeside(peerBin string) string {
+	if peerBin == "" {
+		return ""
+	}
+	p := filepath.Join(filepath.Dir(peerBin), proxyName)
+	if _, err := os.Stat(p); err != nil {
+		return ""
+	}
+	return p
 }
 
 // Sample is one run of one cell.
@@ -375,7 +435,7 @@ func (env *runEnv) runCell(ctx context.Context, c Cell, round int) Sample {
 		s.Err = err.Error()
 		return s
 	}
-	r := &cellRun{env: env, cell: c, rep: round}
+	r := env.newCellRun(c, round)
 	defer r.stopAll()
 	if err := r.launch(); err != nil {
 		s.Err = err.Error()
@@ -428,7 +488,7 @@ func (env *runEnv) runCell(ctx context.Context, c Cell, round int) Sample {
 	if ops := s.Rate * secs; ops > 0 {
 		s.CPUPerOp = m.totalCPU / ops
 	}
-	if c.System == OursDirect || c.System == OursProxy {
+	if sys := c.System.current(); sys == OursDirect || sys == OursProxy {
 		msgs := cr.Count // calls completed, or casts sent
 		if msgs > 0 {
 			v := float64(m.redisCmds) / float64(msgs)
@@ -467,7 +527,8 @@ type meterResult struct {
 // end.
 func (env *runEnv) meter(ctx context.Context, r *cellRun, w peer.Window) <-chan meterResult {
 	out := make(chan meterResult, 1)
-	ours := r.cell.System == OursDirect || r.cell.System == OursProxy
+	sys := r.cell.System.current()
+	ours := sys == OursDirect || sys == OursProxy
 	procs := r.procs
 	if r.cell.System == NATS {
 		procs = append(procs, env.nats.proc)

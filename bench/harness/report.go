@@ -24,6 +24,9 @@ type Report struct {
 	Machine     []string     `json:"machine"`
 	Samples     []Sample     `json:"samples"`
 	ProxyMemory *ProxyMemory `json:"proxy_memory,omitempty"`
+	// Baseline is what the baseline systems ran (--baseline-source), when
+	// there were any.
+	Baseline string `json:"baseline,omitempty"`
 
 	// The scale section (scale.go), when run.
 	ScaleSettings string             `json:"scale_settings,omitempty"`
@@ -188,6 +191,7 @@ func (r *Report) Print(w io.Writer) {
 		r.printRatios(w, targetRatios, true)
 		fmt.Fprintln(w, "\nOther pairings, for context (rates: higher is better for ours; latency and CPU: lower):")
 		r.printRatios(w, contextRatios(), false)
+		r.printBaseline(w)
 		r.printExtras(w)
 	}
 	r.printScale(w)
@@ -271,6 +275,79 @@ func (r *Report) printRatios(w io.Writer, defs []ratioDef, targets bool) {
 		fmt.Fprintln(tw)
 	}
 	tw.Flush()
+}
+
+// baselineRatios pairs each current system with its baseline twin, per
+// operation and figure, for the operations either of them ran.
+func (r *Report) baselineRatios() []ratioDef {
+	ran := map[string]bool{}
+	for _, s := range r.Samples {
+		ran[s.Cell] = true
+	}
+	var out []ratioDef
+	for _, o := range ops {
+		for _, sys := range baselinePairs {
+			cur, base := Cell{sys, o}, Cell{baselineOf[sys], o}
+			if !ran[cur.ID()] && !ran[base.ID()] {
+				continue
+			}
+			t := systemTitles[sys] + ", " + opTitles[o] + ": "
+			out = append(out, ratioDef{name: t + "msg/s", num: cur, den: base, m: rate})
+			if o.kind() == roundTrip {
+				out = append(out, ratioDef{name: t + "p50 latency", num: cur, den: base, m: p50})
+			}
+			out = append(out, ratioDef{name: t + "CPU per op", num: cur, den: base, m: cpuPerOp})
+		}
+	}
+	return out
+}
+
+// printBaseline writes the current build against the baseline build
+// (--baseline-bin), when the run had one.
+func (r *Report) printBaseline(w io.Writer) {
+	if r.Baseline == "" && !slices.ContainsFunc(r.Samples, func(s Sample) bool {
+		sys, _, _ := strings.Cut(s.Cell, "/")
+		return System(sys).isBaseline()
+	}) {
+		return
+	}
+	defs := r.baselineRatios()
+	name := r.Baseline
+	if name == "" {
+		name = "baseline"
+	}
+	fmt.Fprintf(w, "\nCurrent vs baseline (%s): current / baseline, paired per round, then the median\n", name)
+	fmt.Fprintln(w, "(msg/s: higher is better for the current build; p50 latency and CPU per op: lower is better):")
+	if len(defs) == 0 {
+		fmt.Fprintln(w, "  no cell of "+baselineNames()+" or of their current twins ran")
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  comparison\tmedian\tper round\tcurrent\tbaseline\t")
+	for _, d := range defs {
+		med, per := r.Ratio(d.num, d.den, d.m)
+		var ps []string
+		for _, v := range per {
+			ps = append(ps, fmt.Sprintf("%.2f", v))
+		}
+		format := thousands
+		if d.m.name != rate.name {
+			format = micros
+		}
+		figure := func(c Cell) string {
+			v, n := r.Median(c, d.m)
+			switch {
+			case n == 0:
+				return "-"
+			case n < r.rounds():
+				return fmt.Sprintf("%s (%d)", format(v), n)
+			}
+			return format(v)
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t\n", d.name, ratio(med), strings.Join(ps, " "), figure(d.num), figure(d.den))
+	}
+	tw.Flush()
+	fmt.Fprintln(w, "current, baseline: the medians of each build's cell; (n): only n rounds of the cell succeeded.")
 }
 
 func (r *Report) printExtras(w io.Writer) {
