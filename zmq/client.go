@@ -170,21 +170,25 @@ func (t *Transport) callOnce(ctx context.Context, rt *route, payload []byte, opt
 			t.acks.track(id, frames, opts.Retry)
 			defer t.acks.forget(id)
 		}
-		err = t.loop.Do(func() {
-			t.sendToProxy(frames, deadline, func(err error) {
-				t.calls.complete(id, callResult{err: t.proxySendError(err)})
-			}, nil)
-		})
+		if !t.sendNow(t.frontSock.Load(), frames) {
+			err = t.queue(t.frontSock.Load(), func() {
+				t.sendToProxy(frames, deadline, func(err error) {
+					t.calls.complete(id, callResult{err: t.proxySendError(err)})
+				}, nil)
+			})
+		}
 	} else {
 		if !rt.ready.Load() {
 			t.awaitRoute(ctx, rt)
 		}
 		frames := wire.DirectRequest(wire.Call, id, payload)
-		err = t.loop.Do(func() {
-			t.sendRoute(rt, frames, deadline, func(err error) {
-				t.calls.complete(id, callResult{err: t.sendError(rt, err)})
-			}, nil)
-		})
+		if !t.sendNow(rt.sock.Load(), frames) {
+			err = t.queue(rt.sock.Load(), func() {
+				t.sendRoute(rt, frames, deadline, func(err error) {
+					t.calls.complete(id, callResult{err: t.sendError(rt, err)})
+				}, nil)
+			})
+		}
 	}
 	if err != nil {
 		t.calls.remove(id)
@@ -384,12 +388,41 @@ func (t *Transport) handOff(rt *route, frames [][]byte, g *flowGate) error {
 		t.stats.drop("send_failed")
 		t.log.Warn("message dropped", "type", wire.Cast, "key", rt.key, "err", t.sendError(rt, err))
 	}
-	err := t.loop.Do(func() { t.sendRoute(rt, frames, deadline, onDrop, g.leave) })
+	if t.sendNow(rt.sock.Load(), frames) {
+		g.leave()
+		return nil
+	}
+	err := t.queue(rt.sock.Load(), func() { t.sendRoute(rt, frames, deadline, onDrop, g.leave) })
 	if err != nil {
 		g.leave()
 		return messaging.ErrClosed
 	}
 	return nil
+}
+
+// sendNow sends frames on s from the caller's goroutine, with no hand-off
+// to the loop, and reports whether libzmq took them. It does not when s is
+// nil (the loop has not made the socket yet), when messages for s wait in
+// the loop, or when no peer can take them now: the caller then goes
+// through the loop (queue), which waits for a peer or reports the error.
+func (t *Transport) sendNow(s *zsock.Socket, frames [][]byte) bool {
+	if s == nil {
+		return false
+	}
+	if tried, err := t.loop.SendNow(s, frames); !tried || err != nil {
+		return false
+	}
+	t.stats.sent.Add(1)
+	return true
+}
+
+// queue runs send on the loop; with s known, SendNow on s waits for it
+// (Loop.Queue), so that the caller's later messages cannot overtake it.
+func (t *Transport) queue(s *zsock.Socket, send func()) error {
+	if s == nil {
+		return t.loop.Do(send)
+	}
+	return t.loop.Queue(s, send)
 }
 
 // sendRoute runs on the loop: it finds or makes the DEALER for the route,
@@ -400,6 +433,9 @@ func (t *Transport) sendRoute(rt *route, frames [][]byte, deadline time.Time, on
 	if err != nil {
 		onDrop(err)
 		return
+	}
+	if d.gen == rt.gen && rt.sock.Load() == nil {
+		rt.sock.Store(d.sock)
 	}
 	t.loop.SendTracked(d.sock, frames, deadline, onDrop, onSent)
 	t.stats.sent.Add(1)

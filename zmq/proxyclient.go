@@ -66,6 +66,7 @@ func (t *Transport) frontDealer() (*zsock.Socket, error) {
 	}
 	t.front = s
 	t.loop.AddBorrowing(s, t.onProxyResponse) // completeCall copies what it keeps
+	t.frontSock.Store(s)
 	t.watchProxies(s, frontends)
 	return s, nil
 }
@@ -111,9 +112,13 @@ func (t *Transport) proxyFlowCallbacks() {
 // until libzmq takes it; one that no proxy connection takes within
 // rpc_response_timeout is logged and counted.
 func (t *Transport) handOffProxy(typ wire.MsgType, msgs ...[][]byte) error {
+	if len(msgs) == 1 && t.sendNow(t.frontSock.Load(), msgs[0]) {
+		t.proxyLeave()
+		return nil
+	}
 	deadline := time.Now().Add(t.cfg.ResponseTimeout)
 	onDrop := t.proxyDrop[typ]
-	err := t.loop.Do(func() {
+	err := t.queue(t.frontSock.Load(), func() {
 		for _, frames := range msgs {
 			t.sendToProxy(frames, deadline, onDrop, t.proxyLeave)
 		}

@@ -13,6 +13,7 @@ import (
 	"github.com/oslozmq/fabric/config"
 	"github.com/oslozmq/fabric/matchmaker"
 	"github.com/oslozmq/fabric/messaging"
+	"github.com/oslozmq/fabric/zmq/internal/zsock"
 )
 
 // route is an immutable snapshot of the hosts of one registry key; gen
@@ -27,6 +28,11 @@ type route struct {
 	rr     atomic.Uint64
 	ready  atomic.Bool // direct mode: the first send has waited for the connections
 	used   atomic.Bool // got since the last idle sweep
+
+	// sock is the DEALER connected to hosts, once the loop has made it:
+	// callers send on it themselves (Loop.SendNow) while nothing of
+	// theirs waits in the loop.
+	sock atomic.Pointer[zsock.Socket]
 }
 
 // touch marks r used, writing only when it was not (a shared cache line

@@ -654,14 +654,7 @@ func (l *listener) sendOut(via *zsock.Socket, typ wire.MsgType, frames [][]byte,
 		return
 	}
 	t.stats.sent.Add(1)
-	onDrop := func(err error) {
-		what := "reply"
-		if typ == wire.Ack {
-			what = "ack"
-		}
-		t.stats.drop(what + "_unroutable")
-		t.stats.warnDrop(t.log, what+" dropped: the caller cannot be reached", "msg_id", string(id), "err", err)
-	}
+	onDrop := func(err error) { l.unroutable(typ, id, err) }
 	if l.dealers == nil {
 		t.loop.Send(l.sock, frames, time.Time{}, onDrop)
 		return
@@ -674,6 +667,17 @@ func (l *listener) sendOut(via *zsock.Socket, typ wire.MsgType, frames [][]byte,
 		}
 	}
 	l.sendVia(socks, frames, time.Now().Add(t.cfg.ResponseTimeout), onDrop)
+}
+
+// unroutable counts and logs (throttled) an ack or reply that cannot
+// reach its caller.
+func (l *listener) unroutable(typ wire.MsgType, id []byte, err error) {
+	what := "reply"
+	if typ == wire.Ack {
+		what = "ack"
+	}
+	l.t.stats.drop(what + "_unroutable")
+	l.t.stats.warnDrop(l.t.log, what+" dropped: the caller cannot be reached", "msg_id", string(id), "err", err)
 }
 
 // sendVia sends on the first of socks that takes the message now; if none
@@ -854,12 +858,32 @@ func (in *incoming) Reply(result any, failure *messaging.Failure) error {
 		return err
 	}
 	frames := l.replyFrames(in.peer, in.id, payload)
-	err = t.loop.Do(func() {
+	if in.via != nil && in.entry == nil && t.testDrop == nil {
+		// Sent by the handler's goroutine: no hand-off to the loop.
+		tried, err := t.loop.SendNow(in.via, frames)
+		switch {
+		case tried && err == nil:
+			t.stats.sent.Add(1)
+			return nil
+		case tried && !t.cfg.UseRouterProxy:
+			// What the loop would do: a direct-mode reply that the ROUTER
+			// cannot send now is dropped (sendOut).
+			t.stats.sent.Add(1)
+			l.unroutable(wire.Reply, in.id, err)
+			return nil
+		}
+	}
+	send := func() {
 		if in.entry != nil {
 			l.seen.setReply(in.entry, frames)
 		}
 		l.sendOut(in.via, wire.Reply, frames, in.id)
-	})
+	}
+	if in.via != nil {
+		err = t.loop.Queue(in.via, send)
+	} else {
+		err = t.loop.Do(send)
+	}
 	if err != nil {
 		return messaging.ErrClosed
 	}

@@ -72,9 +72,10 @@ type Transport struct {
 
 	// Loop goroutine only.
 	rrSocks    map[string]*dealer
-	retired    []retiredDealer    // replaced round-robin sockets, receiving until closed
-	front      *zsock.Socket      // proxy mode: the client DEALER on every proxy front-end
-	proxyConns map[any]*proxyConn // by socket or listener
+	retired    []retiredDealer              // replaced round-robin sockets, receiving until closed
+	front      *zsock.Socket                // proxy mode: the client DEALER on every proxy front-end
+	frontSock  atomic.Pointer[zsock.Socket] // front, for callers' SendNow
+	proxyConns map[any]*proxyConn           // by socket or listener
 
 	onError func(error) // WithErrorHandler; nil = none
 
@@ -339,6 +340,7 @@ func (t *Transport) Close() error {
 			t.loop.Remove(t.front)
 			_ = t.front.Close()
 			t.front = nil
+			t.frontSock.Store(nil)
 		}
 		return nil
 	})

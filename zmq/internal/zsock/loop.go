@@ -132,8 +132,9 @@ type entry struct {
 	borrow  bool // onRecv gets RecvBorrowed's frames
 	backlog []pending
 	removed bool
-	touched bool // in loop.touched
-	paused  bool // SetReceiving(false): input is left in libzmq's queue
+	touched bool   // in loop.touched
+	touchFn func() // s.touch, made once: SendNow queues it
+	paused  bool   // SetReceiving(false): input is left in libzmq's queue
 }
 
 // receives reports whether the loop reads the entry's input now.
@@ -369,8 +370,11 @@ func (l *Loop) add(s *Socket, onRecv RecvFunc, borrow bool) {
 	}
 	item := l.poller.AddSocket(s, ev)
 	e := &entry{fd: fd, item: item, loop: l, sock: s, onRecv: onRecv, borrow: borrow}
+	e.touchFn = func() { s.touch() }
 	l.entries = append(l.entries, e)
+	s.mu.Lock()
 	s.entry = e
+	s.mu.Unlock()
 	if fd >= 0 {
 		l.byFd[int32(fd)] = item
 	}
@@ -381,7 +385,10 @@ func (l *Loop) add(s *Socket, onRecv RecvFunc, borrow bool) {
 func (l *Loop) Remove(s *Socket) {
 	if e := l.find(s); e != nil {
 		e.removed = true
+		s.mu.Lock()
 		s.entry = nil
+		s.mu.Unlock()
+		s.queued.Add(-int32(len(e.backlog)))
 		l.dirty = true
 		if e.fd >= 0 {
 			_ = unix.EpollCtl(l.ep, unix.EPOLL_CTL_DEL, e.fd, nil)
@@ -460,6 +467,52 @@ func (l *Loop) SendTracked(s *Socket, frames [][]byte, deadline time.Time, onDro
 		return
 	}
 	e.backlog = append(e.backlog, pending{frames: frames, deadline: deadline, onDrop: onDrop, onSent: onSent})
+	s.queued.Add(1)
+}
+
+// Queue runs send on the loop goroutine, like Do, for a sender of s that
+// could not use SendNow: until send runs, SendNow on s defers to the loop,
+// so that no later message of the same sender overtakes this one. send
+// should send on s (Send or SendTracked).
+func (l *Loop) Queue(s *Socket, send func()) error {
+	s.queued.Add(1)
+	err := l.Do(func() {
+		s.queued.Add(-1)
+		send()
+	})
+	if err != nil {
+		s.queued.Add(-1)
+	}
+	return err
+}
+
+// SendNow sends frames on s from any goroutine, without waiting and
+// without a hand-off to the loop, when no message for s waits in the loop
+// (Queue, backlog): tried is false otherwise, or when s is not polled by
+// l, and the caller then goes through the loop (Queue). A send that found
+// no peer ready fails with ErrAgain.
+//
+// libzmq processes a socket's commands during a send, which resets its
+// ZMQ_FD without the loop seeing it: the loop would then sleep on input
+// already there. So SendNow reads ZMQ_EVENTS after the send, under the
+// same lock, and has the loop read s if input is waiting.
+func (l *Loop) SendNow(s *Socket, frames [][]byte) (tried bool, err error) {
+	if s.queued.Load() != 0 {
+		return false, nil
+	}
+	s.mu.Lock()
+	e := s.entry
+	if e == nil || e.loop != l || s.z == nil || s.queued.Load() != 0 {
+		s.mu.Unlock()
+		return false, nil
+	}
+	err = s.sendLocked(frames, DontWait)
+	ev, everr := s.eventsLocked()
+	s.mu.Unlock()
+	if everr != nil || ev&PollIn != 0 {
+		_ = l.Do(e.touchFn)
+	}
+	return true, err
 }
 
 // pollFallback bounds the sleep while a socket's descriptor is not watched.
@@ -655,6 +708,7 @@ func (l *Loop) flush(e *entry) {
 		sent++
 	}
 	if sent > 0 {
+		e.sock.queued.Add(-int32(sent))
 		n := copy(e.backlog, e.backlog[sent:])
 		clear(e.backlog[n:])
 		e.backlog = e.backlog[:n]
@@ -724,6 +778,7 @@ func (l *Loop) expire(now time.Time) {
 				p.onDrop(ErrSendExpired)
 			}
 		}
+		e.sock.queued.Add(-int32(len(e.backlog) - len(kept)))
 		clear(e.backlog[len(kept):])
 		e.backlog = kept
 	}
@@ -745,8 +800,13 @@ func (l *Loop) compact() {
 
 func (l *Loop) dropAll() {
 	for _, e := range l.entries {
+		e.sock.mu.Lock()
 		if e.sock.entry == e {
 			e.sock.entry = nil
+		}
+		e.sock.mu.Unlock()
+		if !e.removed {
+			e.sock.queued.Add(-int32(len(e.backlog)))
 		}
 		for _, p := range e.backlog {
 			if p.onDrop != nil {

@@ -37,6 +37,8 @@ type Event struct {
 // socket, from the goroutine that owns s. Call Monitor before s binds or
 // connects so that no event is missed, and close the PAIR after s.
 func (c *Context) Monitor(s *Socket, events int) (*Socket, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.z == nil {
 		return nil, ErrSocketClosed
 	}

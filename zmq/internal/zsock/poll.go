@@ -79,6 +79,7 @@ func (p *Poller) Poll(timeout time.Duration) (int, error) {
 			idx = append(idx, i)
 		}
 	}
+	// For tests and tools: the sockets are not shared while they poll.
 	polled, err := zp.PollAll(timeout)
 	if err != nil {
 		if zmq.AsErrno(err) == zmq.Errno(syscall.EINTR) {
@@ -173,6 +174,12 @@ func (s *Socket) Events() (int, error) {
 }
 
 func (s *Socket) events() (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.eventsLocked()
+}
+
+func (s *Socket) eventsLocked() (int, error) {
 	z := s.z
 	if z == nil {
 		return 0, ErrSocketClosed

@@ -4,13 +4,17 @@
 // owns a set of sockets and sleeps in Go's netpoller on their ZMQ_FDs and
 // an eventfd (docs/hostile-input.md).
 //
-// A Socket is not safe for concurrent use: it belongs to the goroutine that
-// runs its Loop.
+// Every use of a Socket's libzmq socket is serialised by the Socket's
+// mutex, which also gives libzmq the full memory barrier it needs between
+// threads. The Loop owns its sockets' state (backlogs, polling); other
+// goroutines send on a socket of a Loop only with Loop.SendNow.
 package zsock
 
 import (
 	"errors"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -142,7 +146,8 @@ func (c *Context) Term() error { return mapErr("term", c.z.Term()) }
 
 // Socket is a ZeroMQ socket.
 type Socket struct {
-	z   *zmq.Socket // nil once closed
+	mu  sync.Mutex  // held around every call into libzmq on z
+	z   *zmq.Socket // nil once closed; under mu
 	typ Type
 
 	// RecvBorrowed reuses this slice of frames from one message to the next.
@@ -150,7 +155,14 @@ type Socket struct {
 
 	// entry is the socket's place in the Loop that polls it (nil when none):
 	// a send finds it without a scan, which matters with a socket per host.
+	// The loop writes it with mu held; SendNow reads it under mu.
 	entry *entry
+
+	// queued counts the messages for s that wait in its loop: sends queued
+	// with Loop.Queue and not yet run, and the backlog. SendNow sends only
+	// when none wait, so that it cannot overtake its own caller's earlier
+	// messages.
+	queued atomic.Int32
 }
 
 // touch tells the socket's Loop that libzmq may have processed the
@@ -179,6 +191,8 @@ func (s *Socket) Type() Type { return s.typ }
 // Close closes the socket; pending messages follow its LINGER option.
 // Closing a closed socket does nothing.
 func (s *Socket) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.z == nil {
 		return nil
 	}
@@ -196,6 +210,8 @@ func ms(v int) time.Duration {
 
 // SetInt sets an integer option (times in milliseconds, booleans 0 or 1).
 func (s *Socket) SetInt(opt Option, v int) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	z := s.z
 	if z == nil {
 		return ErrSocketClosed
@@ -246,6 +262,8 @@ func (s *Socket) SetInt(opt Option, v int) error {
 
 // SetInt64 sets a 64-bit integer option (MAXMSGSIZE).
 func (s *Socket) SetInt64(opt Option, v int64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.z == nil {
 		return ErrSocketClosed
 	}
@@ -257,6 +275,8 @@ func (s *Socket) SetInt64(opt Option, v int64) error {
 
 // SetBytes sets a binary option (identity, subscription).
 func (s *Socket) SetBytes(opt Option, v []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	z := s.z
 	if z == nil {
 		return ErrSocketClosed
@@ -279,6 +299,8 @@ func (s *Socket) SetBytes(opt Option, v []byte) error {
 // becomes readable when the socket has commands to process, after which
 // Events tells what is ready.
 func (s *Socket) FD() (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.z == nil {
 		return -1, ErrSocketClosed
 	}
@@ -288,6 +310,8 @@ func (s *Socket) FD() (int, error) {
 
 // LastEndpoint returns the endpoint of the last Bind (with the real port).
 func (s *Socket) LastEndpoint() (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.z == nil {
 		return "", ErrSocketClosed
 	}
@@ -296,10 +320,12 @@ func (s *Socket) LastEndpoint() (string, error) {
 }
 
 func (s *Socket) endpointOp(name, ep string, op func(*zmq.Socket, string) error) error {
+	s.touch()
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.z == nil {
 		return fmt.Errorf("%s %s: %w", name, ep, ErrSocketClosed)
 	}
-	s.touch()
 	if err := op(s.z, ep); err != nil {
 		return fmt.Errorf("%s %s: %w", name, ep, mapErr(name, err))
 	}
@@ -327,6 +353,14 @@ func (s *Socket) Disconnect(ep string) error {
 // fails with ErrAgain before any frame is queued: libzmq accepts the rest
 // of a multipart once its first frame is accepted.
 func (s *Socket) Send(frames [][]byte, flags int) error {
+	s.touch()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sendLocked(frames, flags)
+}
+
+// sendLocked is Send with s.mu held, without telling the loop.
+func (s *Socket) sendLocked(frames [][]byte, flags int) error {
 	if len(frames) == 0 {
 		return errors.New("zsock: send: no frame")
 	}
@@ -334,7 +368,6 @@ func (s *Socket) Send(frames [][]byte, flags int) error {
 	if z == nil {
 		return ErrSocketClosed
 	}
-	s.touch()
 	last := len(frames) - 1
 	for i, f := range frames {
 		fl := zmq.Flag(flags)
@@ -364,6 +397,8 @@ func (s *Socket) RecvBorrowed(flags int) ([][]byte, error) {
 }
 
 func (s *Socket) recv(flags int, borrow bool) ([][]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	z := s.z
 	if z == nil {
 		return nil, ErrSocketClosed
