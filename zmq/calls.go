@@ -4,7 +4,6 @@ import "sync"
 
 type callResult struct {
 	payload []byte
-	buf     *[]byte // payload's pooled storage: releasePayload gives it back
 	err     error
 }
 
@@ -16,12 +15,7 @@ type pendingCalls struct {
 	m      map[string]chan callResult
 	closed error     // set by failAll: later calls fail at once with it
 	free   sync.Pool // of empty chan callResult, given back by release
-	bufs   sync.Pool // of *[]byte, reply payloads, given back by releasePayload
 }
-
-// maxPooledReply bounds the reply buffers kept for reuse; a larger reply's
-// is left to the collector.
-const maxPooledReply = 64 << 10
 
 func (p *pendingCalls) add(id []byte) chan callResult {
 	ch, _ := p.free.Get().(chan callResult)
@@ -65,30 +59,15 @@ func (p *pendingCalls) complete(id []byte, r callResult) bool {
 }
 
 // completeReply delivers a reply's payload and reports whether anyone was
-// waiting. The payload is borrowed (the socket reuses its buffer for the
-// next message), so it is copied into a pooled buffer, which the caller
-// gives back once it has decoded the reply: a call then allocates no
-// buffer the size of its reply.
+// waiting. The payload is a frame of its own (zsock frames are not
+// reused), so it is handed over as it is.
 func (p *pendingCalls) completeReply(id, payload []byte) bool {
 	ch := p.take(id)
 	if ch == nil {
 		return false
 	}
-	buf, _ := p.bufs.Get().(*[]byte)
-	if buf == nil {
-		buf = new([]byte)
-	}
-	*buf = append((*buf)[:0], payload...)
-	ch <- callResult{payload: *buf, buf: buf}
+	ch <- callResult{payload: payload}
 	return true
-}
-
-// releasePayload gives back r's payload buffer: nothing may refer to it
-// afterwards (the codecs' decoded values do not).
-func (p *pendingCalls) releasePayload(r callResult) {
-	if r.buf != nil && cap(*r.buf) <= maxPooledReply {
-		p.bufs.Put(r.buf)
-	}
 }
 
 // take removes and returns id's channel, nil if no call waits for id.

@@ -201,7 +201,6 @@ func (t *Transport) callOnce(ctx context.Context, rt *route, payload []byte, opt
 			return nil, nil, r.err
 		}
 		v, err := t.decodeReply(r.payload)
-		t.calls.releasePayload(r)
 		var re *messaging.RemoteError
 		if errors.As(err, &re) {
 			if h, ok := messaging.NotRun(&re.Failure); ok {
@@ -502,7 +501,7 @@ func (t *Transport) newDealer() (*dealer, error) {
 	}
 	d.up = make(map[string]bool)
 	t.loop.Add(d.mon, d.onEvent)
-	t.loop.AddBorrowing(s, t.onReply) // completeCall copies what it keeps
+	t.loop.AddBorrowing(s, t.onReply)
 	return d, nil
 }
 
@@ -599,7 +598,7 @@ func (t *Transport) parseResponse(frames [][]byte, err error, parse func([][]byt
 }
 
 // completeCall hands a reply to the call waiting for it, if any still is.
-// r's frames are borrowed: only the payload is kept, copied.
+// Only r's payload is kept.
 func (t *Transport) completeCall(r wire.Response) {
 	if !t.calls.completeReply(r.ID, r.Payload) {
 		t.stats.drop("unknown_reply")

@@ -65,7 +65,7 @@ func (t *Transport) frontDealer() (*zsock.Socket, error) {
 		return nil, err
 	}
 	t.front = s
-	t.loop.AddBorrowing(s, t.onProxyResponse) // completeCall copies what it keeps
+	t.loop.AddBorrowing(s, t.onProxyResponse)
 	t.frontSock.Store(s)
 	t.watchProxies(s, frontends)
 	return s, nil

@@ -1,7 +1,6 @@
 package zmq
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -541,9 +540,8 @@ func (l *listener) closeSocket() {
 
 // onRequest validates and decodes what the ROUTER receives (reference D1'),
 // then hands it to the handler. Anything malformed is dropped and counted;
-// the loop goes on. The frames are borrowed (Loop.AddBorrowing): what
-// outlives this call is copied, the peer and id here, the payload by
-// decoding it.
+// the loop goes on. The slice of frames is reused (Loop.AddBorrowing);
+// the frames themselves are not, so the request keeps them.
 func (l *listener) onRequest(via *zsock.Socket, frames [][]byte, err error) {
 	t := l.t
 	if err != nil {
@@ -560,7 +558,6 @@ func (l *listener) onRequest(via *zsock.Socket, frames [][]byte, err error) {
 		t.dropped(wire.DropReason(err), err, "server")
 		return
 	}
-	req.Peer, req.ID = clone2(req.Peer, req.ID)
 	if l.draining {
 		l.lastRecv = time.Now()
 	}
@@ -713,7 +710,6 @@ func (l *listener) onPublished(frames [][]byte, err error) {
 	}
 	for _, tg := range l.targets {
 		if string(req.Topic) == tg.Topic {
-			req.ID = bytes.Clone(req.ID) // borrowed frames, as in onRequest
 			l.dispatch(req, nil)
 			return
 		}
@@ -721,13 +717,6 @@ func (l *listener) onPublished(frames [][]byte, err error) {
 	// Another topic sharing our prefix: not for us, not an error.
 }
 
-// clone2 copies a and b into one new allocation.
-func clone2(a, b []byte) ([]byte, []byte) {
-	buf := make([]byte, len(a)+len(b))
-	n := copy(buf, a)
-	copy(buf[n:], b)
-	return buf[:n:n], buf[n:]
-}
 
 // dispatch decodes a valid request and hands it to the handler. The
 // codecs copy what they decode: nothing refers to req.Payload afterwards.
@@ -737,9 +726,9 @@ func (l *listener) dispatch(req wire.Request, via *zsock.Socket) {
 	}
 	// Decoded by whoever reads the message (a Server's worker), not on
 	// the socket loop, which a large or deep payload would hold up
-	// (docs/hostile-input.md); the payload is borrowed, so it is copied.
-	// Inline handlers decode on the loop, as they run there.
-	l.deliver(req, via, nil, &incoming{raw: append([]byte(nil), req.Payload...), lazy: true})
+	// (docs/hostile-input.md). Inline handlers decode on the loop, as they
+	// run there.
+	l.deliver(req, via, nil, &incoming{raw: req.Payload, lazy: true})
 }
 
 // expected checks that req is for this kind of listener, counting and

@@ -346,8 +346,10 @@ func (l *Loop) Add(s *Socket, onRecv RecvFunc) {
 	l.add(s, onRecv, false)
 }
 
-// AddBorrowing is Add for a receiver that copies what it keeps: the frames
-// given to onRecv are valid only until it returns (Socket.RecvBorrowed).
+// AddBorrowing is Add for a receiver that does not keep the slice of
+// frames given to onRecv, which is reused once it returns
+// (Socket.RecvBorrowed); each frame is an allocation of its own, and may
+// be kept.
 func (l *Loop) AddBorrowing(s *Socket, onRecv RecvFunc) {
 	l.add(s, onRecv, true)
 }

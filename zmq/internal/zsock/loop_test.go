@@ -348,9 +348,11 @@ func TestLoopClosedRejectsWork(t *testing.T) {
 	}
 }
 
-// TestRecvBorrowed: frames come right whatever their number and size, and
-// the slice of frames is reused from one message to the next (the point of
-// borrowing) without pinning a longer message's frames.
+// TestRecvBorrowed: frames come right whatever their number and size, the
+// slice of frames is reused from one message to the next (the point of
+// borrowing) without pinning a longer message's frames, and the frames
+// themselves are not reused: the driver keeps them (a request's payload,
+// a reply's) after the next receive.
 func TestRecvBorrowed(t *testing.T) {
 	pull, push := socketPair(t, DEALER)
 	if err := pull.SetInt(OptRcvTimeo, 5000); err != nil {
@@ -367,6 +369,7 @@ func TestRecvBorrowed(t *testing.T) {
 		many[i] = []byte{byte(i)}
 	}
 	var prev [][]byte
+	var kept, keptWant []byte // a frame of the previous message, and what it held
 	for _, tc := range []struct {
 		name   string
 		frames [][]byte
@@ -405,7 +408,11 @@ func TestRecvBorrowed(t *testing.T) {
 				t.Errorf("%s: slot %d past the frames still holds %d bytes", tc.name, len(got)+k, len(f))
 			}
 		}
+		if kept != nil && !bytes.Equal(kept, keptWant) {
+			t.Errorf("%s: a frame of the previous message changed", tc.name)
+		}
 		prev = got
+		kept, keptWant = got[len(got)-1], bytes.Clone(got[len(got)-1])
 	}
 }
 
