@@ -70,10 +70,12 @@ const recvBurst = 256
 // made one unreadable (ErrTooManyFrames); it runs on the loop goroutine.
 type RecvFunc func(frames [][]byte, err error)
 
-// Loop is the single goroutine that owns a set of sockets. Other goroutines
-// hand it work with Do or Call; it wakes on an eventfd, which senders only
-// write when the loop sleeps, so a busy loop takes work in batches without
-// a system call (house rule 8: no per-message hand-off beyond the one queue).
+// Loop is the goroutine that polls a set of sockets and owns their state
+// (backlogs, what is polled). Other goroutines hand it work with Do, Call
+// or Queue, or send on one of its sockets themselves with SendNow
+// (docs/socket-layer.md). It wakes on an eventfd, which senders only write
+// when the loop sleeps, so a busy loop takes work in batches without a
+// system call.
 //
 // The loop never blocks inside libzmq: a goroutine blocked in a cgo call
 // keeps its P until sysmon retakes it (20 us to 10 ms later), so with two
