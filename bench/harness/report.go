@@ -109,6 +109,15 @@ func pairedRatio[S any](ns, ds map[int]S, of func(S) float64) (float64, []float6
 	return median(slices.Clone(v)), v
 }
 
+// perRound formats per-round ratios with two decimals.
+func perRound(per []float64) []string {
+	ps := make([]string, 0, len(per))
+	for _, v := range per {
+		ps = append(ps, fmt.Sprintf("%.2f", v))
+	}
+	return ps
+}
+
 func median(v []float64) float64 {
 	if len(v) == 0 {
 		return math.NaN()
@@ -260,10 +269,7 @@ func (r *Report) printRatios(w io.Writer, defs []ratioDef, targets bool) {
 	}
 	for _, d := range defs {
 		med, per := r.Ratio(d.num, d.den, d.m)
-		var ps []string
-		for _, v := range per {
-			ps = append(ps, fmt.Sprintf("%.2f", v))
-		}
+		ps := perRound(per)
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t", d.name, ratio(med), strings.Join(ps, " "))
 		if targets {
 			verdict := "n/a"
@@ -329,10 +335,7 @@ func (r *Report) printBaseline(w io.Writer) {
 	fmt.Fprintln(tw, "  comparison\tmedian\tper round\tcurrent\tbaseline\t")
 	for _, d := range defs {
 		med, per := r.Ratio(d.num, d.den, d.m)
-		var ps []string
-		for _, v := range per {
-			ps = append(ps, fmt.Sprintf("%.2f", v))
-		}
+		ps := perRound(per)
 		format := thousands
 		if d.m.name != rate.name {
 			format = micros

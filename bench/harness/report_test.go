@@ -108,15 +108,8 @@ func TestParseFlagsBaseline(t *testing.T) {
 		{[]string{"--baseline-bin", "/b/fabricbench", "--only", "call1"}, "", len(systems) + len(baselinePairs)},
 		{[]string{"--baseline-bin", "/b/fabricbench", "--only", "ours-proxy-base/call1", "--profile", "ours-proxy-base/call1"}, "", 1},
 	} {
-		o, err := ParseFlags(c.args)
-		if c.wantErr != "" {
-			if err == nil || !strings.Contains(err.Error(), c.wantErr) {
-				t.Errorf("%q: error %v, want one with %q", c.args, err, c.wantErr)
-			}
-			continue
-		}
-		if err != nil {
-			t.Errorf("%q: %v", c.args, err)
+		o, ok := parseFlags(t, c.args, c.wantErr)
+		if !ok {
 			continue
 		}
 		if got := len(o.selected()); got != c.cells {

@@ -52,15 +52,8 @@ func TestScaleFlags(t *testing.T) {
 		{args: []string{"--scale-callers", "4,4"}, wantErr: "twice"},
 		{args: []string{"--scale-servers", "65"}, wantErr: "1 to 64"},
 	} {
-		o, err := ParseFlags(c.args)
-		if c.wantErr != "" {
-			if err == nil || !strings.Contains(err.Error(), c.wantErr) {
-				t.Errorf("%q: error %v, want one with %q", c.args, err, c.wantErr)
-			}
-			continue
-		}
-		if err != nil {
-			t.Errorf("%q: %v", c.args, err)
+		o, ok := parseFlags(t, c.args, c.wantErr)
+		if !ok {
 			continue
 		}
 		if o.Scale != c.scale || o.ScaleOnly != c.only || o.ScaleReps != c.reps || o.RedisTargets != c.redisTargets ||
@@ -138,4 +131,22 @@ func TestPrintScaleOnly(t *testing.T) {
 	if strings.Contains(out, "Medians") {
 		t.Errorf("a scale-only report prints the cells' tables:\n%s", out)
 	}
+}
+
+// parseFlags runs ParseFlags on args and checks its error against wantErr
+// ("" for none); ok reports whether o is left to check.
+func parseFlags(t *testing.T, args []string, wantErr string) (o Options, ok bool) {
+	t.Helper()
+	o, err := ParseFlags(args)
+	switch {
+	case wantErr != "":
+		if err == nil || !strings.Contains(err.Error(), wantErr) {
+			t.Errorf("%q: error %v, want one with %q", args, err, wantErr)
+		}
+		return o, false
+	case err != nil:
+		t.Errorf("%q: %v", args, err)
+		return o, false
+	}
+	return o, true
 }
