@@ -717,9 +717,8 @@ func (l *listener) onPublished(frames [][]byte, err error) {
 	// Another topic sharing our prefix: not for us, not an error.
 }
 
-
-// dispatch decodes a valid request and hands it to the handler. The
-// codecs copy what they decode: nothing refers to req.Payload afterwards.
+// dispatch hands a valid request to the handler, its payload still to
+// decode (incoming.Message).
 func (l *listener) dispatch(req wire.Request, via *zsock.Socket) {
 	if !l.expected(req) {
 		return
