@@ -178,5 +178,5 @@ func (s *Socket) SetMaxMessageSize(n int) error {
 	if n < 0 {
 		n = -1
 	}
-	return s.SetInt64(OptMaxMsgSize, int64(n))
+	return s.SetInt(OptMaxMsgSize, n)
 }

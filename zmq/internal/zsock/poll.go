@@ -66,7 +66,8 @@ func (p *Poller) Len() int { return len(p.items) }
 func (p *Poller) Revents(i int) int { return p.items[i].revents }
 
 // Poll waits until a socket item is ready or timeout passes (negative:
-// forever), with zmq_poll; for tests and tools, not the Loop. It returns
+// forever), with zmq_poll; for tests and tools, not the Loop. It does not
+// take the sockets' locks: no other goroutine may use them meanwhile. It returns
 // the number of ready items; an interrupted wait returns 0.
 func (p *Poller) Poll(timeout time.Duration) (int, error) {
 	zp := zmq.NewPoller()
@@ -79,7 +80,6 @@ func (p *Poller) Poll(timeout time.Duration) (int, error) {
 			idx = append(idx, i)
 		}
 	}
-	// For tests and tools: the sockets are not shared while they poll.
 	polled, err := zp.PollAll(timeout)
 	if err != nil {
 		if zmq.AsErrno(err) == zmq.Errno(syscall.EINTR) {

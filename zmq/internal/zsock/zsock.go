@@ -260,19 +260,6 @@ func (s *Socket) SetInt(opt Option, v int) error {
 	return mapErr(fmt.Sprintf("setsockopt(%d)", opt), err)
 }
 
-// SetInt64 sets a 64-bit integer option (MAXMSGSIZE).
-func (s *Socket) SetInt64(opt Option, v int64) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.z == nil {
-		return ErrSocketClosed
-	}
-	if opt != OptMaxMsgSize {
-		return fmt.Errorf("zsock: option %d is not a 64-bit option", opt)
-	}
-	return mapErr("setsockopt(MAXMSGSIZE)", s.z.SetMaxmsgsize(v))
-}
-
 // SetBytes sets a binary option (identity, subscription).
 func (s *Socket) SetBytes(opt Option, v []byte) error {
 	s.mu.Lock()
