@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -18,6 +19,14 @@ import (
 // bench/ compares separate processes against raw libzmq. These are for
 // profiling: go test -run=NONE -bench=. -cpuprofile=cpu.out ./zmq/
 func benchCalls(b *testing.B, proxyMode bool, parallel int, fanHosts ...int) {
+	benchCallsSized(b, proxyMode, parallel, "x", fanHosts...)
+}
+
+// benchBody is 1 KiB shaped like the harness's payload (bench/peer): JSON
+// text, so its quotes are escaped on the wire.
+var benchBody = `[{}, {"method": "echo", "args": {"message": "` + strings.Repeat("x", 979) + `"}}]`
+
+func benchCallsSized(b *testing.B, proxyMode bool, parallel int, arg string, fanHosts ...int) {
 	cfg := testConfig()
 	mm := dummy.New()
 	quiet := WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))
@@ -40,14 +49,22 @@ func benchCalls(b *testing.B, proxyMode bool, parallel int, fanHosts ...int) {
 	}
 	defer cli.Close()
 	l, err := srv.Listen(messaging.Target{Topic: "bench", Server: "s1"}, func(in messaging.Incoming) {
-		_ = in.Message() // a server reads what it answers: the decode is part of a call
-		_ = in.Reply("ok", nil)
+		// A server reads what it answers: the decode is part of a call.
+		// It echoes the argument, as the harness's server does.
+		m := in.Message()
+		var v any = "ok"
+		if m != nil && len(arg) > 1 {
+			if args, ok := m.Body["args"].(map[string]any); ok {
+				v = args["arg"]
+			}
+		}
+		_ = in.Reply(v, nil)
 	})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer l.Stop()
-	m := msg("echo", "x")
+	m := msg("echo", arg)
 	target := messaging.Target{Topic: "bench"}
 	if _, err := cli.Call(context.Background(), target, m, messaging.SendOptions{}); err != nil {
 		b.Fatal(err)
@@ -113,4 +130,8 @@ func BenchmarkCallDirect16(b *testing.B) { benchCalls(b, false, 8) } // 8 per co
 // BenchmarkCallDirect1Fan100: a client that also fans out to 100 hosts.
 func BenchmarkCallDirect1Fan100(b *testing.B) { benchCalls(b, false, 0, 100) }
 func BenchmarkCallProxy1(b *testing.B)        { benchCalls(b, true, 0) }
-func BenchmarkCallProxy16(b *testing.B)       { benchCalls(b, true, 8) }
+
+// The harness's payload: 1 KiB echoed.
+func BenchmarkCallDirect16KiB(b *testing.B) { benchCallsSized(b, false, 8, benchBody) }
+func BenchmarkCallProxy16KiB(b *testing.B)  { benchCallsSized(b, true, 8, benchBody) }
+func BenchmarkCallProxy16(b *testing.B)     { benchCalls(b, true, 8) }

@@ -116,13 +116,22 @@ func (t *Transport) Call(ctx context.Context, target messaging.Target, msg *mess
 	if err != nil {
 		return nil, fmt.Errorf("encode request: %w", err)
 	}
+	// Sent by SendNow every time, the payload is referred to by nothing
+	// once the call returns; one queued, or kept for a resend by acks,
+	// is left to the collector.
+	sentNow := t.acks == nil
+	defer func() {
+		if sentNow {
+			wire.ReleasePayload(payload)
+		}
+	}()
 	pause := 10 * time.Millisecond
 	for stopped := 0; ; {
 		rt, err := t.routes.get(ctx, target, false)
 		if err != nil {
 			return nil, t.ctxError(ctx, err)
 		}
-		v, nr, err := t.callOnce(ctx, rt, payload, opts)
+		v, nr, err := t.callOnce(ctx, rt, payload, opts, &sentNow)
 		if nr == nil {
 			return v, err
 		}
@@ -151,8 +160,9 @@ type notRun struct {
 }
 
 // callOnce sends one CALL on rt and waits for its reply; nr is set when
-// the answer says the call did not run.
-func (t *Transport) callOnce(ctx context.Context, rt *route, payload []byte, opts messaging.SendOptions) (_ any, nr *notRun, _ error) {
+// the answer says the call did not run. It clears *sentNow when the call
+// went through the loop, which may still hold the payload.
+func (t *Transport) callOnce(ctx context.Context, rt *route, payload []byte, opts messaging.SendOptions, sentNow *bool) (_ any, nr *notRun, _ error) {
 	id := t.ids.next()
 	deadline, _ := ctx.Deadline()
 	ch := t.calls.add(id)
@@ -171,6 +181,7 @@ func (t *Transport) callOnce(ctx context.Context, rt *route, payload []byte, opt
 			defer t.acks.forget(id)
 		}
 		if !t.sendNow(t.frontSock.Load(), frames) {
+			*sentNow = false
 			err = t.queue(t.frontSock.Load(), func() {
 				t.sendToProxy(frames, deadline, func(err error) {
 					t.calls.complete(id, callResult{err: t.proxySendError(err)})
@@ -183,6 +194,7 @@ func (t *Transport) callOnce(ctx context.Context, rt *route, payload []byte, opt
 		}
 		frames := wire.DirectRequest(wire.Call, id, payload)
 		if !t.sendNow(rt.sock.Load(), frames) {
+			*sentNow = false
 			err = t.queue(rt.sock.Load(), func() {
 				t.sendRoute(rt, frames, deadline, func(err error) {
 					t.calls.complete(id, callResult{err: t.sendError(rt, err)})
@@ -305,7 +317,11 @@ func (t *Transport) castOne(ctx context.Context, target messaging.Target, msg *m
 		if err := g.enter(ctx); err != nil {
 			return t.flowWaitFailed(ctx, err)
 		}
-		return t.handOff(rt, wire.DirectRequest(wire.Cast, id, payload), g)
+		sentNow, err := t.handOff(rt, wire.DirectRequest(wire.Cast, id, payload), g)
+		if sentNow {
+			wire.ReleasePayload(payload)
+		}
+		return err
 	}
 	if err := t.waitProxies(ctx); err != nil {
 		return err
@@ -380,7 +396,7 @@ func (t *Transport) multisend(ctx context.Context, typ wire.MsgType, target mess
 // retired socket's time ran out, or Close. That drop is logged and
 // counted (send_failed, closed). It holds a place in g (flow control)
 // until libzmq takes it or it is dropped.
-func (t *Transport) handOff(rt *route, frames [][]byte, g *flowGate) error {
+func (t *Transport) handOff(rt *route, frames [][]byte, g *flowGate) (sentNow bool, _ error) {
 	deadline := untilTaken
 	onDrop := func(err error) {
 		g.leave()
@@ -389,14 +405,14 @@ func (t *Transport) handOff(rt *route, frames [][]byte, g *flowGate) error {
 	}
 	if t.sendNow(rt.sock.Load(), frames) {
 		g.leave()
-		return nil
+		return true, nil
 	}
 	err := t.queue(rt.sock.Load(), func() { t.sendRoute(rt, frames, deadline, onDrop, g.leave) })
 	if err != nil {
 		g.leave()
-		return messaging.ErrClosed
+		return false, messaging.ErrClosed
 	}
-	return nil
+	return false, nil
 }
 
 // sendNow sends frames on s from the caller's goroutine, with no hand-off

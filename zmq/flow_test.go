@@ -79,9 +79,20 @@ func TestCastFlowControl(t *testing.T) {
 	var received, accepted atomic.Int64
 	all := make(chan struct{})
 	var blocked atomic.Bool
+	var garbled atomic.Int64
 	l, err := srv.Listen(messaging.Target{Topic: "flow", Server: "s1"}, func(in messaging.Incoming) {
 		if blocked.CompareAndSwap(false, true) {
 			<-release // stalls the server's receive loop: nothing is read
+		}
+		// In order, each with its own bytes: the casts that waited in the
+		// client's queue kept their payloads (wire.ReleasePayload).
+		var arg string
+		if m := in.Message(); m != nil {
+			args, _ := m.Body["args"].(map[string]any)
+			arg, _ = args["arg"].(string)
+		}
+		if arg != castArg(int(received.Load())) {
+			garbled.Add(1)
 		}
 		if received.Add(1) == accepted.Load() {
 			select {
@@ -112,6 +123,9 @@ func TestCastFlowControl(t *testing.T) {
 	}
 	if got, want := received.Load(), accepted.Load(); got != want {
 		t.Fatalf("received %d, accepted %d", got, want)
+	}
+	if n := garbled.Load(); n != 0 {
+		t.Fatalf("%d of %d casts arrived out of order or with another's bytes", n, received.Load())
 	}
 }
 
@@ -162,14 +176,17 @@ func TestProxyCastFlowControl(t *testing.T) {
 // accepted, until one times out because flow control holds the caster. It
 // fails the test if none waits within far more casts than the pipes, TCP
 // and the gates hold, and returns how many were accepted.
+// castArg is the argument of the i-th cast of castUntilWait: each its own,
+// so that a receiver can tell a cast that carries another's bytes.
+func castArg(i int) string { return fmt.Sprintf("%d-%s", i, strings.Repeat("x", 1024)) }
+
 func castUntilWait(t *testing.T, cli *Transport, target messaging.Target, what string) int64 {
 	t.Helper()
-	m := msg("echo", strings.Repeat("x", 1024))
 	const bound = 200_000
 	var accepted int64
 	for i := range bound {
 		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-		err := cli.Cast(ctx, target, m, messaging.SendOptions{})
+		err := cli.Cast(ctx, target, msg("echo", castArg(i)), messaging.SendOptions{})
 		cancel()
 		switch {
 		case err == nil:

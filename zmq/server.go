@@ -848,16 +848,20 @@ func (in *incoming) Reply(result any, failure *messaging.Failure) error {
 	frames := l.replyFrames(in.peer, in.id, payload)
 	if in.via != nil && in.entry == nil && t.testDrop == nil {
 		// Sent by the handler's goroutine: no hand-off to the loop.
+		// Once libzmq has taken the reply, or it is dropped, nothing
+		// refers to its payload any more.
 		tried, err := t.loop.SendNow(in.via, frames)
 		switch {
 		case tried && err == nil:
 			t.stats.sent.Add(1)
+			wire.ReleasePayload(payload)
 			return nil
 		case tried && !t.cfg.UseRouterProxy:
 			// What the loop would do: a direct-mode reply that the ROUTER
 			// cannot send now is dropped (sendOut).
 			t.stats.sent.Add(1)
 			l.unroutable(wire.Reply, in.id, err)
+			wire.ReleasePayload(payload)
 			return nil
 		}
 	}

@@ -79,7 +79,7 @@ func (c *msgpackCodec) getEncoder() *msgpackEncoder {
 func (c *msgpackCodec) finish(e *msgpackEncoder, err error) ([]byte, error) {
 	var out []byte
 	if err == nil {
-		out = bytes.Clone(e.buf.Bytes())
+		out = newPayload(e.buf.Bytes())
 	}
 	e.buf.Reset()
 	if e.buf.Cap() <= maxPooledBuffer {

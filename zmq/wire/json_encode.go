@@ -58,7 +58,7 @@ func marshalPair(a, b any) ([]byte, error) {
 		return e.fail([2]any{a, b})
 	}
 	e.buf = append(e.buf, ']')
-	return bytes.Clone(e.buf), nil
+	return newPayload(e.buf), nil
 }
 
 // fail returns the error of a failed encoding of v.
