@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/oslozmq/fabric/messaging"
@@ -180,9 +181,9 @@ func (t *Transport) callOnce(ctx context.Context, rt *route, payload []byte, opt
 			t.acks.track(id, frames, opts.Retry)
 			defer t.acks.forget(id)
 		}
-		if !t.sendNow(t.frontSock.Load(), frames) {
+		if !t.sendNow(t.frontSock.Load(), &t.frontQueued, frames) {
 			*sentNow = false
-			err = t.queue(t.frontSock.Load(), func() {
+			err = t.queue(t.frontSock.Load(), &t.frontQueued, func() {
 				t.sendToProxy(frames, deadline, func(err error) {
 					t.calls.complete(id, callResult{err: t.proxySendError(err)})
 				}, nil)
@@ -193,9 +194,9 @@ func (t *Transport) callOnce(ctx context.Context, rt *route, payload []byte, opt
 			t.awaitRoute(ctx, rt)
 		}
 		frames := wire.DirectRequest(wire.Call, id, payload)
-		if !t.sendNow(rt.sock.Load(), frames) {
+		if !t.sendNow(rt.sock.Load(), &rt.queued, frames) {
 			*sentNow = false
-			err = t.queue(rt.sock.Load(), func() {
+			err = t.queue(rt.sock.Load(), &rt.queued, func() {
 				t.sendRoute(rt, frames, deadline, func(err error) {
 					t.calls.complete(id, callResult{err: t.sendError(rt, err)})
 				}, nil)
@@ -403,11 +404,11 @@ func (t *Transport) handOff(rt *route, frames [][]byte, g *flowGate) (sentNow bo
 		t.stats.drop("send_failed")
 		t.log.Warn("message dropped", "type", wire.Cast, "key", rt.key, "err", t.sendError(rt, err))
 	}
-	if t.sendNow(rt.sock.Load(), frames) {
+	if t.sendNow(rt.sock.Load(), &rt.queued, frames) {
 		g.leave()
 		return true, nil
 	}
-	err := t.queue(rt.sock.Load(), func() { t.sendRoute(rt, frames, deadline, onDrop, g.leave) })
+	err := t.queue(rt.sock.Load(), &rt.queued, func() { t.sendRoute(rt, frames, deadline, onDrop, g.leave) })
 	if err != nil {
 		g.leave()
 		return false, messaging.ErrClosed
@@ -420,8 +421,10 @@ func (t *Transport) handOff(rt *route, frames [][]byte, g *flowGate) (sentNow bo
 // nil (the loop has not made the socket yet), when messages for s wait in
 // the loop, or when no peer can take them now: the caller then goes
 // through the loop (queue), which waits for a peer or reports the error.
-func (t *Transport) sendNow(s *zsock.Socket, frames [][]byte) bool {
-	if s == nil {
+// early counts the messages queued while s was nil (queue): until the loop
+// has sent them, s, made by the first of them, must wait too.
+func (t *Transport) sendNow(s *zsock.Socket, early *atomic.Int32, frames [][]byte) bool {
+	if s == nil || early.Load() != 0 {
 		return false
 	}
 	if tried, err := t.loop.SendNow(s, frames); !tried || err != nil {
@@ -431,13 +434,22 @@ func (t *Transport) sendNow(s *zsock.Socket, frames [][]byte) bool {
 	return true
 }
 
-// queue runs send on the loop; with s known, SendNow on s waits for it
-// (Loop.Queue), so that the caller's later messages cannot overtake it.
-func (t *Transport) queue(s *zsock.Socket, send func()) error {
-	if s == nil {
-		return t.loop.Do(send)
+// queue runs send on the loop; SendNow waits for it, so that the caller's
+// later messages cannot overtake it: with s known through s's own count
+// (Loop.Queue), before the loop has made s through early.
+func (t *Transport) queue(s *zsock.Socket, early *atomic.Int32, send func()) error {
+	if s != nil {
+		return t.loop.Queue(s, send)
 	}
-	return t.loop.Queue(s, send)
+	early.Add(1)
+	err := t.loop.Do(func() {
+		send()
+		early.Add(-1)
+	})
+	if err != nil {
+		early.Add(-1)
+	}
+	return err
 }
 
 // sendRoute runs on the loop: it finds or makes the DEALER for the route,

@@ -204,3 +204,65 @@ func castUntilWait(t *testing.T, cli *Transport, target messaging.Target, what s
 	t.Fatalf("%s: %d casts were all accepted: no flow control", what, bound)
 	return 0
 }
+
+// TestFirstCastsKeepTheirOrder: a sender's first casts on a new route go
+// through the loop, the first of them making the route's DEALER (or, in
+// proxy mode, the front socket); the next ones must not overtake them by
+// SendNow once the socket exists (Transport.queue's early count). Each
+// round casts a burst on routes that do not exist yet, and each server
+// must receive its burst in order.
+func TestFirstCastsKeepTheirOrder(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		proxy         bool
+		rounds, names int
+	}{
+		{"direct", false, 1, 12},
+		{"proxy", true, 3, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testConfig()
+			mm := dummy.New()
+			if tc.proxy {
+				cfg = proxyConfig(false)
+				startProxy(t, cfg, mm, false)
+			}
+			srv := newTransport(t, cfg, mm)
+			var names []string
+			for i := range tc.names {
+				names = append(names, fmt.Sprintf("s%d", i))
+			}
+			rs := startServers(t, srv, "order", names...)
+			const burst = 60
+			for round := range tc.rounds {
+				cli := newTransport(t, cfg, mm) // a new front socket each round
+				for _, n := range names {
+					for i := range burst {
+						arg := fmt.Sprintf("r%d-%d", round, i)
+						if err := cli.Cast(context.Background(), messaging.Target{Topic: "order", Server: n}, msg("note", arg), messaging.SendOptions{}); err != nil {
+							t.Fatalf("round %d, cast %d to %s: %v", round, i, n, err)
+						}
+					}
+				}
+				for _, n := range names {
+					var got []string
+					waitFor(t, func() bool {
+						got = got[:0]
+						for _, g := range rs[n].seen() {
+							if strings.HasPrefix(g, fmt.Sprintf("note:r%d-", round)) {
+								got = append(got, g)
+							}
+						}
+						return len(got) >= burst
+					}, fmt.Sprintf("round %d's casts at %s", round, n))
+					for i, g := range got {
+						if want := fmt.Sprintf("note:r%d-%d", round, i); g != want {
+							t.Fatalf("round %d: %s received %s as its cast %d, want %s (all: %v)", round, n, g, i, want, got)
+						}
+					}
+				}
+				_ = cli.Close()
+			}
+		})
+	}
+}

@@ -112,13 +112,13 @@ func (t *Transport) proxyFlowCallbacks() {
 // until libzmq takes it; one that no proxy connection takes within
 // rpc_response_timeout is logged and counted.
 func (t *Transport) handOffProxy(typ wire.MsgType, msgs ...[][]byte) error {
-	if len(msgs) == 1 && t.sendNow(t.frontSock.Load(), msgs[0]) {
+	if len(msgs) == 1 && t.sendNow(t.frontSock.Load(), &t.frontQueued, msgs[0]) {
 		t.proxyLeave()
 		return nil
 	}
 	deadline := time.Now().Add(t.cfg.ResponseTimeout)
 	onDrop := t.proxyDrop[typ]
-	err := t.queue(t.frontSock.Load(), func() {
+	err := t.queue(t.frontSock.Load(), &t.frontQueued, func() {
 		for _, frames := range msgs {
 			t.sendToProxy(frames, deadline, onDrop, t.proxyLeave)
 		}

@@ -33,6 +33,9 @@ type route struct {
 	// callers send on it themselves (Loop.SendNow) while nothing of
 	// theirs waits in the loop.
 	sock atomic.Pointer[zsock.Socket]
+	// queued counts the sends on the loop queued before sock was made
+	// (Transport.queue).
+	queued atomic.Int32
 }
 
 // touch marks r used, writing only when it was not (a shared cache line

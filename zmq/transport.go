@@ -71,11 +71,14 @@ type Transport struct {
 	acks    *ackManager
 
 	// Loop goroutine only.
-	rrSocks    map[string]*dealer
-	retired    []retiredDealer              // replaced round-robin sockets, receiving until closed
-	front      *zsock.Socket                // proxy mode: the client DEALER on every proxy front-end
-	frontSock  atomic.Pointer[zsock.Socket] // front, for callers' SendNow
-	proxyConns map[any]*proxyConn           // by socket or listener
+	rrSocks   map[string]*dealer
+	retired   []retiredDealer              // replaced round-robin sockets, receiving until closed
+	front     *zsock.Socket                // proxy mode: the client DEALER on every proxy front-end
+	frontSock atomic.Pointer[zsock.Socket] // front, for callers' SendNow
+	// frontQueued counts the sends on the loop queued before frontSock
+	// was made (queue).
+	frontQueued atomic.Int32
+	proxyConns  map[any]*proxyConn // by socket or listener
 
 	onError func(error) // WithErrorHandler; nil = none
 

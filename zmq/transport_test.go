@@ -410,24 +410,31 @@ func TestNewClientSpreadsFirstCalls(t *testing.T) {
 	}
 }
 
-// TestConcurrentCallsKeepTheirReplies: replies reach their callers through
-// buffers reused from one reply to the next; concurrent calls with replies
-// of many sizes (past the pooled bound too) each get their own, intact.
+// TestConcurrentCallsKeepTheirReplies: requests and replies are encoded
+// into buffers recycled once sent (wire.ReleasePayload; under -race a
+// released one is overwritten); concurrent calls of many sizes (past the
+// pooled bound too) each get their own reply, intact, also with acked
+// delivery, which keeps the request for resends.
 func TestConcurrentCallsKeepTheirReplies(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		proxy bool
+		acks  bool
 		ser   string
 	}{
-		{"direct-json", false, "json"},
-		{"direct-msgpack", false, "msgpack"},
-		{"proxy-json", true, "json"},
+		{"direct-json", false, false, "json"},
+		{"direct-msgpack", false, false, "msgpack"},
+		{"proxy-json", true, false, "json"},
+		{"proxy-acks-msgpack", true, true, "msgpack"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := testConfig()
 			mm := dummy.New()
 			if tc.proxy {
 				cfg = proxyConfig(false)
+				if tc.acks {
+					cfg = ackConfig()
+				}
 				startProxy(t, cfg, mm, false)
 			}
 			cfg.Serialization = tc.ser

@@ -481,8 +481,10 @@ func (l *Loop) SendTracked(s *Socket, frames [][]byte, deadline time.Time, onDro
 func (l *Loop) Queue(s *Socket, send func()) error {
 	s.queued.Add(1)
 	err := l.Do(func() {
-		s.queued.Add(-1)
+		// Counted until sent or in the backlog (which counts too): a
+		// SendNow in between would overtake it.
 		send()
+		s.queued.Add(-1)
 	})
 	if err != nil {
 		s.queued.Add(-1)
