@@ -277,9 +277,9 @@ func (t *Transport) decodeReply(p []byte) (any, error) {
 // for flow control (docs/lifecycle.md) at most rpc_response_timeout.
 func (t *Transport) Cast(ctx context.Context, target messaging.Target, msg *messaging.Message, opts messaging.SendOptions) error {
 	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, t.cfg.ResponseTimeout)
-		defer cancel()
+		lazy := withLazyDeadline(ctx, t.cfg.ResponseTimeout)
+		defer lazy.release()
+		ctx = lazy
 	}
 	if target.Fanout {
 		return t.multisend(ctx, wire.CastFanout, target, msg)
@@ -290,9 +290,9 @@ func (t *Transport) Cast(ctx context.Context, target messaging.Target, msg *mess
 // Notify implements messaging.Driver: every listener of the topic gets a copy.
 func (t *Transport) Notify(ctx context.Context, target messaging.Target, msg *messaging.Message, opts messaging.SendOptions) error {
 	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, t.cfg.ResponseTimeout)
-		defer cancel()
+		lazy := withLazyDeadline(ctx, t.cfg.ResponseTimeout)
+		defer lazy.release()
+		ctx = lazy
 	}
 	return t.multisend(ctx, wire.Notify, target, msg)
 }

@@ -266,3 +266,44 @@ func TestFirstCastsKeepTheirOrder(t *testing.T) {
 		})
 	}
 }
+
+// TestCastWithoutDeadlineWaitsResponseTimeout: a cast whose ctx has no
+// deadline waits for flow control at most rpc_response_timeout; its
+// deadline's timer starts only when it waits (lazyDeadline).
+func TestCastWithoutDeadlineWaitsResponseTimeout(t *testing.T) {
+	cfg := testConfig()
+	cfg.ResponseTimeout = 300 * time.Millisecond
+	mm := dummy.New()
+	srv := newTransport(t, cfg, mm)
+	cli := newTransport(t, cfg, mm)
+	release := make(chan struct{})
+	var blocked atomic.Bool
+	l, err := srv.Listen(messaging.Target{Topic: "flow", Server: "s1"}, func(in messaging.Incoming) {
+		if blocked.CompareAndSwap(false, true) {
+			<-release // stalls the server's receive loop
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Stop()
+	defer close(release)
+	target := messaging.Target{Topic: "flow", Server: "s1"}
+	for i := range 200_000 {
+		start := time.Now()
+		err := cli.Cast(context.Background(), target, msg("echo", castArg(i)), messaging.SendOptions{})
+		if err == nil {
+			continue
+		}
+		took := time.Since(start)
+		if !errors.Is(err, messaging.ErrTimeout) {
+			t.Fatalf("cast %d: %v, want ErrTimeout", i, err)
+		}
+		if took < cfg.ResponseTimeout || took > 10*cfg.ResponseTimeout {
+			t.Fatalf("cast %d waited %v, want rpc_response_timeout (%v)", i, took, cfg.ResponseTimeout)
+		}
+		t.Logf("%d casts accepted, then one waited %v", i, took)
+		return
+	}
+	t.Fatal("every cast was accepted: no flow control")
+}
