@@ -208,17 +208,19 @@ func castUntilWait(t *testing.T, cli *Transport, target messaging.Target, what s
 // TestFirstCastsKeepTheirOrder: a sender's first casts on a new route go
 // through the loop, the first of them making the route's DEALER (or, in
 // proxy mode, the front socket); the next ones must not overtake them by
-// SendNow once the socket exists (Transport.queue's early count). Each
-// round casts a burst on routes that do not exist yet, and each server
-// must receive its burst in order.
+// SendNow once the socket exists (Transport.queue's early count). Direct
+// fanouts all go through the loop (fanOut); their row guards the order
+// should they not. Each round casts a burst on routes that do not exist
+// yet, and each server must receive its burst in order.
 func TestFirstCastsKeepTheirOrder(t *testing.T) {
 	for _, tc := range []struct {
 		name          string
-		proxy         bool
+		proxy, fanout bool
 		rounds, names int
 	}{
-		{"direct", false, 1, 12},
-		{"proxy", true, 3, 2},
+		{"direct", false, false, 1, 12},
+		{"direct-fanout", false, true, 6, 3},
+		{"proxy", true, false, 3, 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := testConfig()
@@ -235,12 +237,19 @@ func TestFirstCastsKeepTheirOrder(t *testing.T) {
 			rs := startServers(t, srv, "order", names...)
 			const burst = 60
 			for round := range tc.rounds {
-				cli := newTransport(t, cfg, mm) // a new front socket each round
-				for _, n := range names {
+				cli := newTransport(t, cfg, mm) // new sockets each round
+				targets := make([]messaging.Target, len(names))
+				for i, n := range names {
+					targets[i] = messaging.Target{Topic: "order", Server: n}
+				}
+				if tc.fanout {
+					targets = []messaging.Target{{Topic: "order", Fanout: true}}
+				}
+				for _, target := range targets {
 					for i := range burst {
 						arg := fmt.Sprintf("r%d-%d", round, i)
-						if err := cli.Cast(context.Background(), messaging.Target{Topic: "order", Server: n}, msg("note", arg), messaging.SendOptions{}); err != nil {
-							t.Fatalf("round %d, cast %d to %s: %v", round, i, n, err)
+						if err := cli.Cast(context.Background(), target, msg("note", arg), messaging.SendOptions{}); err != nil {
+							t.Fatalf("round %d, cast %d to %v: %v", round, i, target, err)
 						}
 					}
 				}
