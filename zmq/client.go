@@ -276,24 +276,29 @@ func (t *Transport) decodeReply(p []byte) (any, error) {
 // Cast implements messaging.Driver. Without a deadline on ctx it waits
 // for flow control (docs/lifecycle.md) at most rpc_response_timeout.
 func (t *Transport) Cast(ctx context.Context, target messaging.Target, msg *messaging.Message, opts messaging.SendOptions) error {
-	if _, ok := ctx.Deadline(); !ok {
-		lazy := withLazyDeadline(ctx, t.cfg.ResponseTimeout)
-		defer lazy.release()
-		ctx = lazy
-	}
+	ctx, lazy := t.sendDeadline(ctx)
+	defer lazy.release()
 	if target.Fanout {
 		return t.multisend(ctx, wire.CastFanout, target, msg)
 	}
 	return t.castOne(ctx, target, msg, opts)
 }
 
+// sendDeadline gives ctx the deadline of a cast or notification that has
+// none, rpc_response_timeout, without a timer until it waits; lazy is nil
+// when ctx had a deadline (lazyDeadline.release accepts nil).
+func (t *Transport) sendDeadline(ctx context.Context) (_ context.Context, lazy *lazyDeadline) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, nil
+	}
+	lazy = withLazyDeadline(ctx, t.cfg.ResponseTimeout)
+	return lazy, lazy
+}
+
 // Notify implements messaging.Driver: every listener of the topic gets a copy.
 func (t *Transport) Notify(ctx context.Context, target messaging.Target, msg *messaging.Message, opts messaging.SendOptions) error {
-	if _, ok := ctx.Deadline(); !ok {
-		lazy := withLazyDeadline(ctx, t.cfg.ResponseTimeout)
-		defer lazy.release()
-		ctx = lazy
-	}
+	ctx, lazy := t.sendDeadline(ctx)
+	defer lazy.release()
 	return t.multisend(ctx, wire.Notify, target, msg)
 }
 

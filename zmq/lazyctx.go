@@ -71,8 +71,11 @@ func (c *lazyDeadline) Value(key any) any {
 	return c.parent.Value(key)
 }
 
-// release stops the timer, if Done started one.
+// release stops the timer, if Done started one; c may be nil.
 func (c *lazyDeadline) release() {
+	if c == nil {
+		return
+	}
 	if r := c.real.Load(); r != nil {
 		r.cancel()
 	}

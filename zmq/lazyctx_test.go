@@ -75,3 +75,10 @@ func TestLazyDeadlineFires(t *testing.T) {
 		t.Fatalf("Err %v, Cause %v: want the deadline", c.Err(), context.Cause(c))
 	}
 }
+
+// A cast whose ctx had a deadline gets no lazyDeadline: releasing none is
+// a no-op (Transport.sendDeadline).
+func TestLazyDeadlineReleaseNil(t *testing.T) {
+	var c *lazyDeadline
+	c.release()
+}
